@@ -1,0 +1,365 @@
+//! Pool configuration: what the user hands the client, deserialized with serde and validated once.
+//!
+//! Field names are snake_case (as in the reference client's YAML) and every field also accepts its
+//! camelCase spelling, so the JS binding and JSON/YAML files share one definition.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use http::{HeaderName, HeaderValue, Method};
+use serde::de::{self, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::error::ConfigError;
+use super::secret::ApiKey;
+use super::target::UpstreamBase;
+
+/// How the next key is chosen among the healthy ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Each key in turn.
+    RoundRobin,
+    /// The key with the fewest requests so far.
+    LeastUsed,
+    /// A uniformly random key.
+    Random,
+    /// The key with the most estimated remaining quota, then the fewest rate limits, errors, requests.
+    #[default]
+    QuotaFailover,
+    /// A random key, in proportion to each key's `weight`.
+    Weighted,
+}
+
+impl Strategy {
+    /// The name used in config and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::RoundRobin => "round_robin",
+            Strategy::LeastUsed => "least_used",
+            Strategy::Random => "random",
+            Strategy::QuotaFailover => "quota_failover",
+            Strategy::Weighted => "weighted",
+        }
+    }
+}
+
+/// One key as configured: a plain string, or an object with an id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyConfig {
+    /// Stable name used in status, events and errors. Plain strings get `key-1`, `key-2`, ….
+    pub id: Option<String>,
+    /// The secret.
+    pub value: ApiKey,
+    /// Requests the key may make per month, if known; feeds the remaining-quota estimate.
+    pub monthly_quota: Option<u64>,
+    /// Relative share under the `weighted` strategy (default 1).
+    pub weight: Option<u32>,
+    /// Free-form data shown in status (never the key value).
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyObject {
+    id: Option<String>,
+    value: ApiKey,
+    #[serde(default, alias = "monthlyQuota")]
+    monthly_quota: Option<u64>,
+    #[serde(default)]
+    weight: Option<u32>,
+    #[serde(default)]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl<'de> Deserialize<'de> for KeyConfig {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = KeyConfig;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key string or an object with `value` (and optional `id`, `monthly_quota`, `weight`, `metadata`)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyConfig, E> {
+                Ok(KeyConfig::plain(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KeyConfig, A::Error> {
+                let o = KeyObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(KeyConfig { id: o.id, value: o.value, monthly_quota: o.monthly_quota, weight: o.weight, metadata: o.metadata })
+            }
+        }
+        d.deserialize_any(KeyVisitor)
+    }
+}
+
+impl KeyConfig {
+    /// A key given as a bare string.
+    pub fn plain(value: impl Into<String>) -> Self {
+        Self { id: None, value: ApiKey::new(value), monthly_quota: None, weight: None, metadata: None }
+    }
+
+    /// A key with an explicit id.
+    pub fn named(id: impl Into<String>, value: impl Into<String>) -> Self {
+        Self { id: Some(id.into()), ..Self::plain(value) }
+    }
+}
+
+fn default_retry_attempts() -> u32 {
+    3
+}
+fn default_cooldown_seconds() -> u64 {
+    3600
+}
+fn default_auth_header() -> String {
+    "Authorization".into()
+}
+fn default_auth_scheme() -> Option<String> {
+    Some("Bearer".into())
+}
+fn default_retryable_methods() -> Vec<String> {
+    ["GET", "HEAD", "OPTIONS", "DELETE", "POST"].map(String::from).to_vec()
+}
+fn default_backoff_base_ms() -> u64 {
+    250
+}
+fn default_backoff_max_ms() -> u64 {
+    10_000
+}
+fn default_max_wait_ms() -> u64 {
+    30_000
+}
+
+/// Everything the client is configured with. Deserialize it, then call [`PoolConfig::validate`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Absolute http(s) URL of the provider; keys are only ever sent to its origin.
+    #[serde(alias = "upstreamBaseUrl")]
+    pub upstream_base_url: String,
+    /// The pool.
+    pub keys: Vec<KeyConfig>,
+    /// Key choice.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Retries after transient failures (network, 5xx, waiting for a cooling key). Failing over to
+    /// another key after a key's own fault (429, quota, 401) does not use this budget.
+    #[serde(default = "default_retry_attempts", alias = "retryAttempts")]
+    pub retry_attempts: u32,
+    /// How long a quota-exhausted key rests.
+    #[serde(default = "default_cooldown_seconds", alias = "cooldownSeconds")]
+    pub cooldown_seconds: u64,
+    /// Header that carries the key (`Authorization`, `x-api-key`, `x-goog-api-key`, …).
+    #[serde(default = "default_auth_header", alias = "authHeaderName")]
+    pub auth_header_name: String,
+    /// Prefix before the key in the header; `null` or `""` sends the raw key.
+    #[serde(default = "default_auth_scheme", alias = "authScheme")]
+    pub auth_scheme: Option<String>,
+    /// Send the key as this query parameter instead of a header (Gemini: `key`).
+    #[serde(default, alias = "queryAuthParam")]
+    pub query_auth_param: Option<String>,
+    /// Per-attempt timeout.
+    #[serde(default, alias = "requestTimeoutMs")]
+    pub request_timeout_ms: Option<u64>,
+    /// Per-key request rate ceiling; a key over it is passed over, or waited for if none is free.
+    #[serde(default, alias = "rateLimitPerSecond")]
+    pub rate_limit_per_second: Option<f64>,
+    /// Methods resent after an ambiguous network failure (a 429/401 rejection is resent for any method).
+    #[serde(default = "default_retryable_methods", alias = "retryableMethods")]
+    pub retryable_methods: Vec<String>,
+    /// Headers added to every request.
+    #[serde(default, alias = "defaultHeaders")]
+    pub default_headers: BTreeMap<String, String>,
+    /// First backoff delay; doubles per retry, with full jitter.
+    #[serde(default = "default_backoff_base_ms", alias = "backoffBaseMs")]
+    pub backoff_base_ms: u64,
+    /// Ceiling on one backoff delay.
+    #[serde(default = "default_backoff_max_ms", alias = "backoffMaxMs")]
+    pub backoff_max_ms: u64,
+    /// Longest a request waits for a cooling key to return before failing with the time it returns.
+    #[serde(default = "default_max_wait_ms", alias = "maxWaitMs")]
+    pub max_wait_ms: u64,
+}
+
+impl PoolConfig {
+    /// A config with defaults for everything but the base URL and keys.
+    pub fn new(upstream_base_url: impl Into<String>, keys: Vec<KeyConfig>) -> Self {
+        PoolConfig {
+            upstream_base_url: upstream_base_url.into(),
+            keys,
+            strategy: Strategy::default(),
+            retry_attempts: default_retry_attempts(),
+            cooldown_seconds: default_cooldown_seconds(),
+            auth_header_name: default_auth_header(),
+            auth_scheme: default_auth_scheme(),
+            query_auth_param: None,
+            request_timeout_ms: None,
+            rate_limit_per_second: None,
+            retryable_methods: default_retryable_methods(),
+            default_headers: BTreeMap::new(),
+            backoff_base_ms: default_backoff_base_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+            max_wait_ms: default_max_wait_ms(),
+        }
+    }
+
+    /// Parses JSON, naming the offending field on error.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(ConfigError::from_serde)
+    }
+
+    /// Checks every rule of the contract and resolves what the client needs at run time.
+    pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
+        let base = UpstreamBase::parse(&self.upstream_base_url)?;
+        let keys = validate_keys(&self.keys)?;
+        if self.retry_attempts > 100 {
+            return Err(ConfigError::new("retry_attempts", "must be between 0 and 100"));
+        }
+        if self.cooldown_seconds == 0 || self.cooldown_seconds > 366 * 24 * 3600 {
+            return Err(ConfigError::new("cooldown_seconds", "must be between 1 and 31622400 (366 days)"));
+        }
+        let header_name = HeaderName::from_bytes(self.auth_header_name.as_bytes())
+            .map_err(|_| ConfigError::new("auth_header_name", "is not a valid HTTP header name"))?;
+        let scheme = self.auth_scheme.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        if let Some(s) = &scheme {
+            if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::new("auth_scheme", "must be one word such as `Bearer`"));
+            }
+        }
+        if let Some(p) = &self.query_auth_param {
+            if p.is_empty() || p.chars().any(|c| c.is_control() || matches!(c, '&' | '=' | '#' | ' ')) {
+                return Err(ConfigError::new("query_auth_param", "must be a plain parameter name such as `key`"));
+            }
+        }
+        if let Some(ms) = self.request_timeout_ms {
+            if ms == 0 || ms > 3_600_000 {
+                return Err(ConfigError::new("request_timeout_ms", "must be between 1 and 3600000"));
+            }
+        }
+        if let Some(rps) = self.rate_limit_per_second {
+            if !(rps.is_finite() && rps > 0.0 && rps <= 1_000_000.0) {
+                return Err(ConfigError::new("rate_limit_per_second", "must be a number above 0 and at most 1000000"));
+            }
+        }
+        let mut retryable = Vec::new();
+        for m in &self.retryable_methods {
+            let method = Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes())
+                .map_err(|_| ConfigError::new("retryable_methods", format!("`{m}` is not an HTTP method")))?;
+            retryable.push(method);
+        }
+        let mut default_headers = http::HeaderMap::new();
+        for (name, value) in &self.default_headers {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ConfigError::new("default_headers", format!("`{name}` is not a valid header name")))?;
+            if n == header_name {
+                return Err(ConfigError::new("default_headers", format!("`{name}` is the auth header; the pool sets it")));
+            }
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| ConfigError::new("default_headers", format!("the value of `{name}` is not a valid header value")))?;
+            default_headers.append(n, v);
+        }
+        if self.backoff_base_ms == 0 || self.backoff_base_ms > 600_000 {
+            return Err(ConfigError::new("backoff_base_ms", "must be between 1 and 600000"));
+        }
+        if self.backoff_max_ms < self.backoff_base_ms || self.backoff_max_ms > 3_600_000 {
+            return Err(ConfigError::new("backoff_max_ms", "must be at least backoff_base_ms and at most 3600000"));
+        }
+        if self.max_wait_ms > 3_600_000 {
+            return Err(ConfigError::new("max_wait_ms", "must be at most 3600000"));
+        }
+        Ok(ValidConfig {
+            base,
+            keys,
+            strategy: self.strategy,
+            retry_attempts: self.retry_attempts,
+            cooldown_ms: self.cooldown_seconds * 1000,
+            auth_header: header_name,
+            auth_scheme: scheme,
+            query_auth_param: self.query_auth_param.clone(),
+            request_timeout_ms: self.request_timeout_ms,
+            rate_limit_per_second: self.rate_limit_per_second,
+            retryable_methods: retryable,
+            default_headers,
+            backoff_base_ms: self.backoff_base_ms,
+            backoff_max_ms: self.backoff_max_ms,
+            max_wait_ms: self.max_wait_ms,
+        })
+    }
+}
+
+/// A key after validation: its id is settled.
+#[derive(Debug, Clone)]
+pub struct ValidKey {
+    pub id: String,
+    pub value: ApiKey,
+    pub monthly_quota: Option<u64>,
+    pub weight: u32,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Checks one key in the context of the ids already taken; `position` is 1-based for default ids.
+pub fn validate_key(key: &KeyConfig, position: usize, field: &str, taken: impl Fn(&str) -> bool) -> Result<ValidKey, ConfigError> {
+    let id = match &key.id {
+        Some(id) => id.clone(),
+        None => format!("key-{position}"),
+    };
+    if id.trim().is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+        return Err(ConfigError::new(format!("{field}.id"), "must be 1 to 200 printable characters"));
+    }
+    let value = key.value.expose();
+    if value.trim().is_empty() {
+        return Err(ConfigError::new(format!("{field}.value"), "is empty"));
+    }
+    if value.chars().any(|c| c.is_control()) || value != value.trim() {
+        return Err(ConfigError::new(format!("{field}.value"), "contains control characters or surrounding whitespace"));
+    }
+    if HeaderValue::from_str(value).is_err() {
+        return Err(ConfigError::new(format!("{field}.value"), "is not valid in an HTTP header"));
+    }
+    if taken(&id) {
+        return Err(ConfigError::new(format!("{field}.id"), format!("duplicate key id `{id}`")));
+    }
+    let weight = key.weight.unwrap_or(1);
+    if weight == 0 || weight > 1_000_000 {
+        return Err(ConfigError::new(format!("{field}.weight"), "must be between 1 and 1000000"));
+    }
+    Ok(ValidKey { id, value: key.value.clone(), monthly_quota: key.monthly_quota, weight, metadata: key.metadata.clone() })
+}
+
+fn validate_keys(keys: &[KeyConfig]) -> Result<Vec<ValidKey>, ConfigError> {
+    if keys.is_empty() {
+        return Err(ConfigError::new("keys", "must hold at least one key"));
+    }
+    let mut out: Vec<ValidKey> = Vec::with_capacity(keys.len());
+    let mut ids = HashSet::new();
+    let mut values = HashSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        let valid = validate_key(key, i + 1, &format!("keys[{i}]"), |id| ids.contains(id))?;
+        if !values.insert(valid.value.expose().to_owned()) {
+            return Err(ConfigError::new(format!("keys[{i}].value"), "the same key value is listed twice"));
+        }
+        ids.insert(valid.id.clone());
+        out.push(valid);
+    }
+    Ok(out)
+}
+
+/// The config as the client uses it: parsed, checked, defaults resolved.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    pub base: UpstreamBase,
+    pub keys: Vec<ValidKey>,
+    pub strategy: Strategy,
+    pub retry_attempts: u32,
+    pub cooldown_ms: u64,
+    pub auth_header: HeaderName,
+    pub auth_scheme: Option<String>,
+    pub query_auth_param: Option<String>,
+    pub request_timeout_ms: Option<u64>,
+    pub rate_limit_per_second: Option<f64>,
+    pub retryable_methods: Vec<Method>,
+    pub default_headers: http::HeaderMap,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub max_wait_ms: u64,
+}

@@ -1,0 +1,215 @@
+//! Provider rate-limit headers, read into one report per response.
+//!
+//! OpenAI and Groq send `x-ratelimit-remaining-*` with Go-duration resets (`6m0s`, `7.66s`),
+//! Anthropic sends `anthropic-ratelimit-*-remaining` with RFC 3339 resets, the IETF draft and
+//! many others send `ratelimit-remaining`/`ratelimit-reset` in seconds, and `retry-after`
+//! is seconds or an HTTP-date (`retry-after-ms` is milliseconds).
+
+use http::HeaderMap;
+
+/// What one response said about its key's limits. Times are epoch milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsReport {
+    pub remaining_requests: Option<u64>,
+    pub requests_reset_at: Option<u64>,
+    pub remaining_tokens: Option<u64>,
+    pub tokens_reset_at: Option<u64>,
+    /// Delay the provider asked for before the next try.
+    pub retry_after_ms: Option<u64>,
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn number(h: &HeaderMap, name: &str) -> Option<u64> {
+    let v = header(h, name)?;
+    v.parse::<u64>().ok().or_else(|| v.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
+}
+
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Reads every limit header this crate knows.
+pub fn read_limits(h: &HeaderMap, now_ms: u64) -> LimitsReport {
+    let go_reset = |name| header(h, name).and_then(parse_go_duration).map(|d| now_ms.saturating_add(d));
+    let rfc_reset = |name| header(h, name).and_then(parse_rfc3339_ms);
+    let delta_or_epoch = |name| header(h, name).and_then(|v| parse_seconds_or_epoch(v, now_ms));
+
+    let remaining_requests = number(h, "x-ratelimit-remaining-requests")
+        .or_else(|| number(h, "anthropic-ratelimit-requests-remaining"))
+        .or_else(|| number(h, "ratelimit-remaining"))
+        .or_else(|| number(h, "x-ratelimit-remaining"));
+    let requests_reset_at = go_reset("x-ratelimit-reset-requests")
+        .or_else(|| rfc_reset("anthropic-ratelimit-requests-reset"))
+        .or_else(|| delta_or_epoch("ratelimit-reset"))
+        .or_else(|| delta_or_epoch("x-ratelimit-reset"));
+    let remaining_tokens = min_opt(
+        number(h, "x-ratelimit-remaining-tokens"),
+        min_opt(
+            number(h, "anthropic-ratelimit-tokens-remaining"),
+            min_opt(number(h, "anthropic-ratelimit-input-tokens-remaining"), number(h, "anthropic-ratelimit-output-tokens-remaining")),
+        ),
+    );
+    let tokens_reset_at = max_opt(
+        go_reset("x-ratelimit-reset-tokens"),
+        max_opt(
+            rfc_reset("anthropic-ratelimit-tokens-reset"),
+            max_opt(rfc_reset("anthropic-ratelimit-input-tokens-reset"), rfc_reset("anthropic-ratelimit-output-tokens-reset")),
+        ),
+    );
+    let retry_after_ms = header(h, "retry-after-ms")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|f| f.is_finite() && *f >= 0.0)
+        .map(|f| f.ceil() as u64)
+        .or_else(|| header(h, "retry-after").and_then(|v| parse_retry_after(v, now_ms)));
+    LimitsReport { remaining_requests, requests_reset_at, remaining_tokens, tokens_reset_at, retry_after_ms }
+}
+
+/// `retry-after`: delay in seconds (integer or decimal) or an HTTP-date; returns a delay in ms.
+pub fn parse_retry_after(v: &str, now_ms: u64) -> Option<u64> {
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).ceil() as u64);
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    let at_ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(at_ms.saturating_sub(now_ms))
+}
+
+/// Go's `time.Duration` text (`1h2m3.5s`, `450ms`, `20us`, `0s`), or a bare number of seconds.
+/// Returns milliseconds, rounded up so a reset is never reported early.
+pub fn parse_go_duration(v: &str) -> Option<u64> {
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).ceil() as u64);
+    }
+    let mut rest = v;
+    let mut total_ms = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3_600_000.0,
+            "m" => 60_000.0,
+            "s" => 1000.0,
+            "ms" => 1.0,
+            "us" | "µs" => 0.001,
+            "ns" => 0.000_001,
+            _ => return None,
+        };
+        total_ms += n * scale;
+        rest = &rest[unit_len..];
+    }
+    Some(total_ms.ceil() as u64)
+}
+
+/// RFC 3339 timestamp to epoch ms.
+pub fn parse_rfc3339_ms(v: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(v.trim_end_matches('Z')).ok().or_else(|| humantime::parse_rfc3339(v).ok())?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
+}
+
+/// A reset given as seconds from now, or (when it is clearly a date) as epoch seconds.
+fn parse_seconds_or_epoch(v: &str, now_ms: u64) -> Option<u64> {
+    let n: f64 = v.parse().ok().filter(|f: &f64| f.is_finite() && *f >= 0.0)?;
+    if n > 1_000_000_000.0 {
+        Some((n * 1000.0) as u64)
+    } else {
+        Some(now_ms.saturating_add((n * 1000.0).ceil() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("6m0s"), Some(360_000));
+        assert_eq!(parse_go_duration("7.66s"), Some(7_660));
+        assert_eq!(parse_go_duration("2m59.56s"), Some(179_560));
+        assert_eq!(parse_go_duration("17ms"), Some(17));
+        assert_eq!(parse_go_duration("1h"), Some(3_600_000));
+        assert_eq!(parse_go_duration("0s"), Some(0));
+        assert_eq!(parse_go_duration("1.5"), Some(1_500));
+        assert_eq!(parse_go_duration("soon"), None);
+        assert_eq!(parse_go_duration("5x"), None);
+    }
+
+    #[test]
+    fn openai_and_groq_headers() {
+        let h = headers(&[
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "1m30s"),
+            ("x-ratelimit-remaining-tokens", "149984"),
+            ("x-ratelimit-reset-tokens", "6ms"),
+        ]);
+        let r = read_limits(&h, 1_000);
+        assert_eq!(r.remaining_requests, Some(0));
+        assert_eq!(r.requests_reset_at, Some(91_000));
+        assert_eq!(r.remaining_tokens, Some(149_984));
+        assert_eq!(r.tokens_reset_at, Some(1_006));
+        assert_eq!(r.retry_after_ms, None);
+    }
+
+    #[test]
+    fn anthropic_headers() {
+        let h = headers(&[
+            ("anthropic-ratelimit-requests-remaining", "4"),
+            ("anthropic-ratelimit-requests-reset", "2024-06-01T00:00:30Z"),
+            ("anthropic-ratelimit-input-tokens-remaining", "900"),
+            ("anthropic-ratelimit-output-tokens-remaining", "120"),
+            ("anthropic-ratelimit-output-tokens-reset", "2024-06-01T00:00:10Z"),
+        ]);
+        let r = read_limits(&h, 0);
+        assert_eq!(r.remaining_requests, Some(4));
+        assert_eq!(r.requests_reset_at, Some(1_717_200_030_000));
+        assert_eq!(r.remaining_tokens, Some(120));
+        assert_eq!(r.tokens_reset_at, Some(1_717_200_010_000));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = 1_717_200_000_000; // 2024-06-01T00:00:00Z
+        assert_eq!(read_limits(&headers(&[("retry-after", "20")]), now).retry_after_ms, Some(20_000));
+        assert_eq!(read_limits(&headers(&[("retry-after", "0.5")]), now).retry_after_ms, Some(500));
+        assert_eq!(read_limits(&headers(&[("retry-after", "Sat, 01 Jun 2024 00:00:42 GMT")]), now).retry_after_ms, Some(42_000));
+        assert_eq!(read_limits(&headers(&[("retry-after-ms", "1234.5"), ("retry-after", "9")]), now).retry_after_ms, Some(1_235));
+        assert_eq!(read_limits(&headers(&[("retry-after", "whenever")]), now).retry_after_ms, None);
+    }
+
+    #[test]
+    fn ietf_style_reset_in_seconds_or_epoch() {
+        let r = read_limits(&headers(&[("ratelimit-remaining", "3"), ("ratelimit-reset", "12")]), 5_000);
+        assert_eq!((r.remaining_requests, r.requests_reset_at), (Some(3), Some(17_000)));
+        let r = read_limits(&headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1717200000")]), 5_000);
+        assert_eq!((r.remaining_requests, r.requests_reset_at), (Some(0), Some(1_717_200_000_000)));
+    }
+}

@@ -1,0 +1,382 @@
+//! Pool state: one slot per key with its counters, health and limit estimates, and the
+//! choice of the next key. Plain data, mutated only in short synchronous sections.
+
+use std::collections::HashMap;
+
+use super::backoff::rate_limit_cooldown_ms;
+use super::classify::{Classification, Outcome};
+use super::config::{Strategy, ValidKey};
+use super::events::{EventBuffer, PoolEvent};
+use super::host::Rng;
+use super::secret::ApiKey;
+use super::strategy;
+
+/// How long a key the provider called empty rests when the provider gave no reset time.
+const UNKNOWN_RESET_MS: u64 = 60_000;
+
+/// Per-key counters. `total_requests = successes + errors + in_flight` at every moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub total_requests: u64,
+    pub successes: u64,
+    pub errors: u64,
+    pub failovers: u64,
+    pub rate_limits: u64,
+    pub in_flight: u64,
+}
+
+/// A token bucket for `rate_limit_per_second`.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
+    tokens: f64,
+    updated_ms: u64,
+    rate_per_ms: f64,
+    capacity: f64,
+}
+
+impl TokenBucket {
+    fn new(per_second: f64, now: u64) -> Self {
+        let capacity = per_second.max(1.0);
+        Self { tokens: capacity, updated_ms: now, rate_per_ms: per_second / 1000.0, capacity }
+    }
+    fn refill(&mut self, now: u64) {
+        let elapsed = now.saturating_sub(self.updated_ms) as f64;
+        self.tokens = (self.tokens + elapsed * self.rate_per_ms).min(self.capacity);
+        self.updated_ms = now;
+    }
+    /// When the next token is there (now if one is).
+    fn ready_at(&mut self, now: u64) -> u64 {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            now
+        } else {
+            now + ((1.0 - self.tokens) / self.rate_per_ms).ceil() as u64
+        }
+    }
+    fn take(&mut self, now: u64) {
+        self.refill(now);
+        self.tokens -= 1.0;
+    }
+}
+
+/// One key and everything known about it.
+#[derive(Debug, Clone)]
+pub struct KeySlot {
+    pub id: String,
+    pub value: ApiKey,
+    pub weight: u32,
+    pub monthly_quota: Option<u64>,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub enabled: bool,
+    pub counters: Counters,
+    pub cooldown_until: Option<u64>,
+    pub cooldown_reason: Option<Outcome>,
+    pub invalid: bool,
+    pub consecutive_rate_limits: u32,
+    pub remaining_requests: Option<u64>,
+    pub requests_reset_at: Option<u64>,
+    pub remaining_tokens: Option<u64>,
+    pub tokens_reset_at: Option<u64>,
+    pub last_used_at: Option<u64>,
+    pub last_error: Option<String>,
+    pub bucket: Option<TokenBucket>,
+}
+
+/// Whether a key can take a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Now,
+    /// Cooling or known empty until then.
+    At(u64),
+    /// Only its own rate ceiling holds it back, until then.
+    Shaped(u64),
+    /// Invalid or disabled: not until a person acts.
+    Never,
+}
+
+impl KeySlot {
+    fn new(key: ValidKey) -> Self {
+        Self {
+            id: key.id,
+            value: key.value,
+            weight: key.weight,
+            monthly_quota: key.monthly_quota,
+            metadata: key.metadata,
+            enabled: true,
+            counters: Counters::default(),
+            cooldown_until: None,
+            cooldown_reason: None,
+            invalid: false,
+            consecutive_rate_limits: 0,
+            remaining_requests: None,
+            requests_reset_at: None,
+            remaining_tokens: None,
+            tokens_reset_at: None,
+            last_used_at: None,
+            last_error: None,
+            bucket: None,
+        }
+    }
+
+    /// The time until which the provider said the key is empty, if it is.
+    fn known_empty_until(&self, now: u64) -> Option<u64> {
+        let req = (self.remaining_requests == Some(0)).then_some(self.requests_reset_at).flatten().filter(|t| *t > now);
+        let tok = (self.remaining_tokens == Some(0)).then_some(self.tokens_reset_at).flatten().filter(|t| *t > now);
+        req.max(tok)
+    }
+
+    pub fn readiness(&mut self, now: u64) -> Readiness {
+        if !self.enabled || self.invalid {
+            return Readiness::Never;
+        }
+        if let Some(until) = self.cooldown_until.filter(|t| *t > now) {
+            return Readiness::At(until);
+        }
+        if let Some(until) = self.known_empty_until(now) {
+            return Readiness::At(until);
+        }
+        match self.bucket.as_mut().map(|b| b.ready_at(now)) {
+            Some(at) if at > now => Readiness::Shaped(at),
+            _ => Readiness::Now,
+        }
+    }
+
+    /// Estimated requests left: the provider's latest word while its window lasts, else the
+    /// monthly quota minus use; `None` when nothing is known.
+    pub fn estimated_remaining(&self, now: u64) -> Option<u64> {
+        let from_headers = self.remaining_requests.filter(|_| self.requests_reset_at.is_none_or(|t| t > now));
+        let from_quota = self.monthly_quota.map(|q| q.saturating_sub(self.counters.successes));
+        match (from_headers, from_quota) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Clears rests that have run out, reporting whether the key just came back.
+    fn expire(&mut self, now: u64) -> bool {
+        let mut recovered = false;
+        if self.cooldown_until.is_some_and(|t| t <= now) {
+            self.cooldown_until = None;
+            self.cooldown_reason = None;
+            recovered = true;
+        }
+        if self.requests_reset_at.is_some_and(|t| t <= now) {
+            recovered |= self.remaining_requests == Some(0);
+            self.remaining_requests = None;
+            self.requests_reset_at = None;
+        }
+        if self.tokens_reset_at.is_some_and(|t| t <= now) {
+            recovered |= self.remaining_tokens == Some(0);
+            self.remaining_tokens = None;
+            self.tokens_reset_at = None;
+        }
+        recovered && self.enabled && !self.invalid
+    }
+}
+
+/// The result of asking the pool for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Use the key in this slot.
+    Key(usize),
+    /// No key is ready; the earliest returns at this time (epoch ms). `shaping` is true when
+    /// only the per-key rate ceiling holds keys back.
+    Wait { until: u64, shaping: bool },
+    /// Every key is invalid or disabled.
+    None,
+}
+
+/// What an attempt ended in, for the books.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    Response(Classification),
+    Network,
+    Timeout,
+}
+
+/// All keys of one client.
+#[derive(Debug)]
+pub struct Pool {
+    /// Removed keys leave `None`, so the slot numbers held by requests in flight stay valid.
+    slots: Vec<Option<KeySlot>>,
+    by_id: HashMap<String, usize>,
+    strategy: Strategy,
+    rr_cursor: usize,
+    cooldown_ms: u64,
+    rate_limit_per_second: Option<f64>,
+}
+
+impl Pool {
+    pub fn new(keys: Vec<ValidKey>, strategy: Strategy, cooldown_ms: u64, rate_limit_per_second: Option<f64>) -> Self {
+        let mut pool = Self { slots: Vec::new(), by_id: HashMap::new(), strategy, rr_cursor: 0, cooldown_ms, rate_limit_per_second };
+        for key in keys {
+            pool.insert(key);
+        }
+        pool
+    }
+
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// Live keys in configuration order.
+    pub fn keys(&self) -> impl Iterator<Item = &KeySlot> {
+        self.slots.iter().flatten()
+    }
+
+    pub fn keys_mut(&mut self) -> impl Iterator<Item = &mut KeySlot> {
+        self.slots.iter_mut().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    pub fn contains_value(&self, value: &ApiKey) -> bool {
+        self.keys().any(|k| &k.value == value)
+    }
+
+    pub fn get(&self, slot: usize) -> Option<&KeySlot> {
+        self.slots.get(slot).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, slot: usize) -> Option<&mut KeySlot> {
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    pub fn by_id_mut(&mut self, id: &str) -> Option<&mut KeySlot> {
+        let slot = *self.by_id.get(id)?;
+        self.get_mut(slot)
+    }
+
+    pub fn insert(&mut self, key: ValidKey) {
+        let slot = self.slots.len();
+        self.by_id.insert(key.id.clone(), slot);
+        self.slots.push(Some(KeySlot::new(key)));
+    }
+
+    pub fn remove(&mut self, id: &str) -> bool {
+        match self.by_id.remove(id) {
+            Some(slot) => {
+                self.slots[slot] = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Picks the key for the next attempt. Keys already tried by this request are passed over
+    /// while an untried one is ready.
+    pub fn choose(&mut self, now: u64, tried: &[usize], rng: &impl Rng, events: &mut EventBuffer) -> Choice {
+        let mut ready = Vec::new();
+        let mut earliest: Option<u64> = None;
+        let mut earliest_shaped: Option<u64> = None;
+        for (slot, key) in self.slots.iter_mut().enumerate() {
+            let Some(key) = key else { continue };
+            if key.expire(now) {
+                events.push(PoolEvent::Recovered { key_id: key.id.clone() });
+            }
+            match key.readiness(now) {
+                Readiness::Now => ready.push(slot),
+                Readiness::At(t) => earliest = Some(earliest.map_or(t, |e| e.min(t))),
+                Readiness::Shaped(t) => earliest_shaped = Some(earliest_shaped.map_or(t, |e| e.min(t))),
+                Readiness::Never => {}
+            }
+        }
+        let untried: Vec<usize> = ready.iter().copied().filter(|s| !tried.contains(s)).collect();
+        let candidates = if untried.is_empty() { ready } else { untried };
+        if !candidates.is_empty() {
+            return Choice::Key(strategy::pick(self.strategy, &self.slots, &candidates, &mut self.rr_cursor, now, rng));
+        }
+        match (earliest, earliest_shaped) {
+            (_, Some(s)) if earliest.is_none_or(|e| s <= e) => Choice::Wait { until: s, shaping: true },
+            (Some(e), _) => Choice::Wait { until: e, shaping: false },
+            _ => Choice::None,
+        }
+    }
+
+    /// Books the start of an attempt and returns the key to send with.
+    pub fn begin(&mut self, slot: usize, now: u64) -> Option<(String, ApiKey)> {
+        let rate = self.rate_limit_per_second;
+        let key = self.get_mut(slot)?;
+        key.counters.total_requests += 1;
+        key.counters.in_flight += 1;
+        key.last_used_at = Some(now);
+        // Spend the provider's remaining count now, so concurrent requests spread out.
+        if let Some(r) = key.remaining_requests.as_mut() {
+            *r = r.saturating_sub(1);
+        }
+        if let Some(per_second) = rate {
+            key.bucket.get_or_insert_with(|| TokenBucket::new(per_second, now)).take(now);
+        }
+        Some((key.id.clone(), key.value.clone()))
+    }
+
+    /// Books the end of an attempt: counters, limit estimates, cooldowns. Returns whether the
+    /// key is at fault (the caller then fails over).
+    pub fn finish(&mut self, slot: usize, now: u64, end: AttemptEnd, events: &mut EventBuffer) {
+        let cooldown_ms = self.cooldown_ms;
+        let Some(key) = self.get_mut(slot) else { return };
+        key.counters.in_flight = key.counters.in_flight.saturating_sub(1);
+        let classification = match end {
+            AttemptEnd::Response(c) => c,
+            AttemptEnd::Network | AttemptEnd::Timeout => {
+                key.counters.errors += 1;
+                key.last_error = Some(if end == AttemptEnd::Network { "network" } else { "timeout" }.to_owned());
+                return;
+            }
+        };
+        apply_limits(key, &classification, now);
+        let outcome = classification.outcome;
+        if outcome == Outcome::Success {
+            key.counters.successes += 1;
+            key.consecutive_rate_limits = 0;
+            return;
+        }
+        key.counters.errors += 1;
+        key.last_error = Some(outcome.as_str().to_owned());
+        let until = match outcome {
+            Outcome::RateLimited => {
+                key.counters.rate_limits += 1;
+                key.consecutive_rate_limits += 1;
+                let wait = classification.limits.retry_after_ms.unwrap_or_else(|| rate_limit_cooldown_ms(key.consecutive_rate_limits));
+                Some(now + wait.max(1))
+            }
+            Outcome::QuotaExhausted => Some(now + cooldown_ms),
+            Outcome::InvalidKey => {
+                key.invalid = true;
+                None
+            }
+            _ => return,
+        };
+        key.counters.failovers += 1;
+        // A later rest already set by a concurrent request is kept.
+        if let Some(t) = until {
+            if key.cooldown_until.is_none_or(|cur| cur < t) {
+                key.cooldown_until = Some(t);
+                key.cooldown_reason = Some(outcome);
+            }
+        }
+        events.push(PoolEvent::Cooldown { key_id: key.id.clone(), reason: outcome, until_ms: until });
+    }
+}
+
+fn apply_limits(key: &mut KeySlot, c: &Classification, now: u64) {
+    let l = &c.limits;
+    if let Some(r) = l.remaining_requests {
+        key.remaining_requests = Some(r);
+        key.requests_reset_at = l.requests_reset_at.or((r == 0).then_some(now + UNKNOWN_RESET_MS));
+    }
+    if let Some(r) = l.remaining_tokens {
+        key.remaining_tokens = Some(r);
+        key.tokens_reset_at = l.tokens_reset_at.or((r == 0).then_some(now + UNKNOWN_RESET_MS));
+    }
+}

@@ -1,0 +1,139 @@
+//! Pool state as plain data that can be exported, imported and merged, so many instances
+//! (workers, isolates, processes) can share one pool through a store such as Redis or a
+//! Durable Object. Key values are never part of it.
+
+use serde::{Deserialize, Serialize};
+
+use super::classify::Outcome;
+use super::pool::{Counters, KeySlot, Pool};
+
+/// One key's shareable state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KeySnapshot {
+    pub id: String,
+    pub total_requests: u64,
+    pub successes: u64,
+    pub errors: u64,
+    pub failovers: u64,
+    pub rate_limits: u64,
+    pub cooldown_until: Option<u64>,
+    pub cooldown_reason: Option<String>,
+    pub invalid: bool,
+    pub remaining_requests: Option<u64>,
+    pub requests_reset_at: Option<u64>,
+    pub remaining_tokens: Option<u64>,
+    pub tokens_reset_at: Option<u64>,
+    pub last_used_at: Option<u64>,
+}
+
+/// Every key's shareable state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PoolSnapshot {
+    pub keys: Vec<KeySnapshot>,
+}
+
+fn outcome_from_str(s: &str) -> Option<Outcome> {
+    [Outcome::RateLimited, Outcome::QuotaExhausted, Outcome::InvalidKey].into_iter().find(|o| o.as_str() == s)
+}
+
+fn later(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    a.max(b)
+}
+
+/// The lower of two estimates, either one when only one is known.
+fn lower(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+impl KeySnapshot {
+    fn of(k: &KeySlot) -> Self {
+        Self {
+            id: k.id.clone(),
+            total_requests: k.counters.total_requests - k.counters.in_flight,
+            successes: k.counters.successes,
+            errors: k.counters.errors,
+            failovers: k.counters.failovers,
+            rate_limits: k.counters.rate_limits,
+            cooldown_until: k.cooldown_until,
+            cooldown_reason: k.cooldown_reason.map(|o| o.as_str().to_owned()),
+            invalid: k.invalid,
+            remaining_requests: k.remaining_requests,
+            requests_reset_at: k.requests_reset_at,
+            remaining_tokens: k.remaining_tokens,
+            tokens_reset_at: k.tokens_reset_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+
+    /// Replaces the key's state with this snapshot (requests in flight stay counted).
+    fn replace_into(&self, k: &mut KeySlot) {
+        let in_flight = k.counters.in_flight;
+        k.counters = Counters {
+            total_requests: self.total_requests + in_flight,
+            successes: self.successes,
+            errors: self.errors,
+            failovers: self.failovers,
+            rate_limits: self.rate_limits,
+            in_flight,
+        };
+        k.cooldown_until = self.cooldown_until;
+        k.cooldown_reason = self.cooldown_reason.as_deref().and_then(outcome_from_str);
+        k.invalid = self.invalid;
+        k.remaining_requests = self.remaining_requests;
+        k.requests_reset_at = self.requests_reset_at;
+        k.remaining_tokens = self.remaining_tokens;
+        k.tokens_reset_at = self.tokens_reset_at;
+        k.last_used_at = self.last_used_at;
+    }
+
+    /// Merges another instance's state into this key: counters add, rests and times take the
+    /// later value, remaining estimates the lower, invalid sticks.
+    fn merge_into(&self, k: &mut KeySlot) {
+        let c = &mut k.counters;
+        c.total_requests += self.total_requests;
+        c.successes += self.successes;
+        c.errors += self.errors;
+        c.failovers += self.failovers;
+        c.rate_limits += self.rate_limits;
+        if self.cooldown_until > k.cooldown_until {
+            k.cooldown_until = self.cooldown_until;
+            k.cooldown_reason = self.cooldown_reason.as_deref().and_then(outcome_from_str);
+        }
+        k.invalid |= self.invalid;
+        k.remaining_requests = lower(k.remaining_requests, self.remaining_requests);
+        k.requests_reset_at = later(k.requests_reset_at, self.requests_reset_at);
+        k.remaining_tokens = lower(k.remaining_tokens, self.remaining_tokens);
+        k.tokens_reset_at = later(k.tokens_reset_at, self.tokens_reset_at);
+        k.last_used_at = later(k.last_used_at, self.last_used_at);
+    }
+}
+
+impl Pool {
+    /// The shareable state of every key.
+    pub fn export(&self) -> PoolSnapshot {
+        PoolSnapshot { keys: self.keys().map(KeySnapshot::of).collect() }
+    }
+
+    /// Replaces the state of each key named in the snapshot; ids not in the pool are ignored.
+    pub fn import(&mut self, snapshot: &PoolSnapshot) {
+        for s in &snapshot.keys {
+            if let Some(k) = self.by_id_mut(&s.id) {
+                s.replace_into(k);
+            }
+        }
+    }
+
+    /// Merges another instance's state (see [`KeySnapshot`] for the rules).
+    pub fn merge(&mut self, snapshot: &PoolSnapshot) {
+        for s in &snapshot.keys {
+            if let Some(k) = self.by_id_mut(&s.id) {
+                s.merge_into(k);
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! poolswitch: one API-key pool client for every WebAssembly host.
+//!
+//! [`core`] is the host-agnostic engine (key choice, classification, retries, cooldowns, status).
+//! Host bindings live beside it, each behind the `cfg` of the target it serves.
+
+pub mod core;
