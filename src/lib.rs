@@ -4,3 +4,6 @@
 //! Host bindings live beside it, each behind the `cfg` of the target it serves.
 
 pub mod core;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub mod js;

@@ -33,11 +33,13 @@ pub struct Request {
     pub body: Option<Bytes>,
     /// Overrides `request_timeout_ms` for this request.
     pub timeout_ms: Option<u64>,
+    /// Opaque value handed to the transport with every attempt (see [`HttpRequest::tag`]).
+    pub tag: u64,
 }
 
 impl Request {
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Self { method, path: path.into(), query: Vec::new(), headers: HeaderMap::new(), body: None, timeout_ms: None }
+        Self { method, path: path.into(), query: Vec::new(), headers: HeaderMap::new(), body: None, timeout_ms: None, tag: 0 }
     }
 
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
@@ -64,6 +66,31 @@ pub struct Reply<B> {
 }
 
 pub type Listener = Rc<dyn Fn(&PoolEvent)>;
+
+/// Books an attempt as cancelled if the request future is dropped while it is in flight
+/// (a caller's abort), so `total_requests = successes + errors` holds even then.
+struct AttemptGuard<'a> {
+    pool: &'a RefCell<Pool>,
+    slot: usize,
+    started_ms: u64,
+    armed: bool,
+}
+
+impl AttemptGuard<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for AttemptGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Ok(mut pool) = self.pool.try_borrow_mut() {
+                pool.finish(self.slot, self.started_ms, AttemptEnd::Cancelled, &mut EventBuffer::new());
+            }
+        }
+    }
+}
 
 enum Failure {
     Network(String),
@@ -195,7 +222,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
                 url.to_owned()
             }
         };
-        Ok(HttpRequest { method: req.method.clone(), url, headers, body: req.body.clone() })
+        Ok(HttpRequest { method: req.method.clone(), url, headers, body: req.body.clone(), tag: req.tag })
     }
 
     async fn send_with_timeout(&self, request: HttpRequest, timeout_ms: Option<u64>) -> Result<HttpResponse<T::Body>, Failure> {
@@ -264,6 +291,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
             };
             self.emit(vec![PoolEvent::Request { key_id: key_id.clone(), attempt: attempts, method: req.method.to_string() }]);
 
+            let guard = AttemptGuard { pool: &self.pool, slot, started_ms: now, armed: true };
             let result = self.send_with_timeout(wire, timeout_ms).await;
             let mut response = match result {
                 Ok(r) => r,
@@ -272,6 +300,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
                         Failure::Network(m) => (AttemptEnd::Network, PoolError::Network { key_id, message: self.redact(&m) }),
                         Failure::Timeout(ms) => (AttemptEnd::Timeout, PoolError::Timeout { key_id, after_ms: ms }),
                     };
+                    guard.disarm();
                     self.pool.borrow_mut().finish(slot, self.clock.now_ms(), end, &mut EventBuffer::new());
                     // The upstream may have acted on it: resend only methods the user allows.
                     if resendable && retries < retry_budget && attempts < max_attempts {
@@ -287,6 +316,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
             };
 
             let body = if response.status >= 400 { response.body.peek(ERROR_BODY_LIMIT).await } else { Vec::new() };
+            guard.disarm();
             let now = self.clock.now_ms();
             let verdict = classify(response.status, &response.headers, &body, now);
             let mut events = EventBuffer::new();

@@ -18,6 +18,16 @@ impl ConfigError {
         Self { field: field.into(), problem: problem.into() }
     }
 
+    /// The same error for a value that sits under `prefix` (an argument name, say).
+    pub fn within(&self, prefix: &str) -> Self {
+        let field = match self.field.as_str() {
+            "config" => prefix.to_owned(),
+            f if f.starts_with('[') => format!("{prefix}{f}"),
+            f => format!("{prefix}.{f}"),
+        };
+        Self { field, problem: self.problem.clone() }
+    }
+
     /// Turns a serde error into one that names the field. The problem text is serde's, which
     /// quotes unexpected values; values under `keys` are not quoted, since they may be secrets.
     pub fn from_serde<E: fmt::Display>(err: serde_path_to_error::Error<E>) -> Self {

@@ -16,6 +16,9 @@ pub struct HttpRequest {
     /// The auth header (if any) is marked sensitive, so `Debug` hides it.
     pub headers: HeaderMap,
     pub body: Option<Bytes>,
+    /// The caller's [`crate::core::Request::tag`], passed through untouched so a binding can
+    /// find its own per-request context (JS keeps request bodies and abort signals there).
+    pub tag: u64,
 }
 
 /// A response as the transport received it. `body` is the host's own body type, so a

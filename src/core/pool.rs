@@ -192,6 +192,8 @@ pub enum AttemptEnd {
     Response(Classification),
     Network,
     Timeout,
+    /// The caller dropped the request (abort) while this attempt was in flight.
+    Cancelled,
 }
 
 /// All keys of one client.
@@ -320,17 +322,21 @@ impl Pool {
         Some((key.id.clone(), key.value.clone()))
     }
 
-    /// Books the end of an attempt: counters, limit estimates, cooldowns. Returns whether the
-    /// key is at fault (the caller then fails over).
+    /// Books the end of an attempt: counters, limit estimates, cooldowns.
     pub fn finish(&mut self, slot: usize, now: u64, end: AttemptEnd, events: &mut EventBuffer) {
         let cooldown_ms = self.cooldown_ms;
         let Some(key) = self.get_mut(slot) else { return };
         key.counters.in_flight = key.counters.in_flight.saturating_sub(1);
         let classification = match end {
             AttemptEnd::Response(c) => c,
-            AttemptEnd::Network | AttemptEnd::Timeout => {
+            AttemptEnd::Network | AttemptEnd::Timeout | AttemptEnd::Cancelled => {
                 key.counters.errors += 1;
-                key.last_error = Some(if end == AttemptEnd::Network { "network" } else { "timeout" }.to_owned());
+                let reason = match end {
+                    AttemptEnd::Network => "network",
+                    AttemptEnd::Timeout => "timeout",
+                    _ => "cancelled",
+                };
+                key.last_error = Some(reason.to_owned());
                 return;
             }
         };

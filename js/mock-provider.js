@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+// A small OpenAI-shaped provider on 127.0.0.1 for demos, tests and benchmarks: no real keys.
+//
+// Keys are registered with a behaviour; every call is logged with the key id it used.
+//   quota: N          successes before 429 insufficient_quota (advertised in x-ratelimit-* headers)
+//   script: [...]     answers for the next calls, one each: ok | rate_limit[:ms] | quota | invalid |
+//                     server_error | overloaded | bad_request | too_large | drop | hang | delay:ms | empty
+//   latencyMs: N      delay before every answer
+// Control (no auth): POST /__mock/keys {value: spec}, POST /__mock/reset, GET /__mock/calls.
+// CLI: node mock-provider.js [--port N] [--keys JSON]  → prints "READY http://127.0.0.1:PORT".
+import http from "node:http";
+import { pathToFileURL } from "node:url";
+
+const json = (res, status, body, headers = {}) => {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+};
+
+const CORS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS, HEAD",
+  "access-control-allow-headers": "*",
+  "access-control-expose-headers": "*",
+};
+
+function keyOf(req, url) {
+  const auth = req.headers["authorization"];
+  if (auth && auth.startsWith("Bearer ")) return auth.slice(7);
+  return req.headers["x-api-key"] || req.headers["x-goog-api-key"] || url.searchParams.get("key") || auth || null;
+}
+
+const ERRORS = {
+  rate_limit: [429, { error: { message: "Rate limit reached for requests per min (RPM). Please try again in 1s.", type: "requests", param: null, code: "rate_limit_exceeded" } }],
+  quota: [429, { error: { message: "You exceeded your current quota, please check your plan and billing details.", type: "insufficient_quota", param: null, code: "insufficient_quota" } }],
+  invalid: [401, { error: { message: "Incorrect API key provided.", type: "invalid_request_error", param: null, code: "invalid_api_key" } }],
+  server_error: [500, { error: { message: "The server had an error while processing your request.", type: "server_error" } }],
+  overloaded: [529, { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }],
+  bad_request: [400, { error: { message: "'messages' is a required property", type: "invalid_request_error", param: null, code: null } }],
+  too_large: [429, { error: { message: "Request too large for gpt-4o-mini on tokens per min (TPM): Limit 10000, Requested 20000.", type: "tokens", code: "rate_limit_exceeded" } }],
+};
+
+/** Creates the provider; `await provider.listen()` resolves to its base URL. */
+export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
+  let registry = new Map();
+  let calls = [];
+  const setKeys = (specs) => {
+    for (const [value, spec] of Object.entries(specs)) {
+      registry.set(value, { id: spec.id ?? value.slice(0, 8), quota: spec.quota, used: 0, script: [...(spec.script ?? [])], latencyMs: spec.latencyMs ?? 0 });
+    }
+  };
+  setKeys(keys);
+
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, "http://127.0.0.1");
+    for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
+    if (req.method === "OPTIONS") return res.writeHead(204).end();
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks).toString("utf8");
+
+    if (url.pathname.startsWith("/__mock/")) {
+      if (url.pathname === "/__mock/keys" && req.method === "POST") {
+        setKeys(JSON.parse(body || "{}"));
+        return json(res, 200, { keys: registry.size });
+      }
+      if (url.pathname === "/__mock/reset" && req.method === "POST") {
+        registry = new Map();
+        calls = [];
+        return json(res, 200, { reset: true });
+      }
+      if (url.pathname === "/__mock/calls") return json(res, 200, calls);
+      return json(res, 404, { error: "unknown control path" });
+    }
+
+    const value = keyOf(req, url);
+    const key = value && registry.get(value);
+    const call = { keyId: key ? key.id : null, method: req.method, path: url.pathname, at: Date.now(), outcome: "" };
+    calls.push(call);
+    if (!key) {
+      call.outcome = "invalid";
+      return json(res, ...ERRORS.invalid);
+    }
+    const wait = (key.latencyMs || latencyMs);
+    if (wait) await new Promise((r) => setTimeout(r, wait));
+
+    let step = key.script.length ? key.script.shift() : "ok";
+    const [kind, arg] = step.split(":");
+    call.outcome = kind;
+    if (kind === "delay") await new Promise((r) => setTimeout(r, Number(arg)));
+    if (kind === "hang") {
+      req.socket.on("close", () => (call.closed = true));
+      return;
+    }
+    if (kind === "drop") return req.socket.destroy();
+    if (kind === "rate_limit") return json(res, ...ERRORS.rate_limit, { "retry-after-ms": String(arg ?? 1000) });
+    if (ERRORS[kind]) return json(res, ...ERRORS[kind]);
+
+    if (key.quota !== undefined && key.used >= key.quota) {
+      call.outcome = "quota";
+      return json(res, ...ERRORS.quota);
+    }
+    key.used += 1;
+    const headers = {};
+    if (key.quota !== undefined) {
+      headers["x-ratelimit-limit-requests"] = String(key.quota);
+      headers["x-ratelimit-remaining-requests"] = String(key.quota - key.used);
+      headers["x-ratelimit-reset-requests"] = "1h0m0s";
+    }
+    if (kind === "empty") {
+      headers["x-ratelimit-remaining-requests"] = "0";
+      headers["x-ratelimit-reset-requests"] = "30s";
+    }
+    call.outcome = "ok";
+    return answer(req, res, url, body, key, headers);
+  });
+
+  return {
+    server,
+    setKeys,
+    calls: () => calls,
+    async listen(port = 0) {
+      await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
+      server.keepAliveTimeout = 30_000;
+      return `http://127.0.0.1:${server.address().port}`;
+    },
+    close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(resolve); }),
+  };
+}
+
+function answer(req, res, url, body, key, headers) {
+  if (url.pathname === "/v1/chat/completions" && req.method === "POST") {
+    let model = "mock-model";
+    try {
+      model = JSON.parse(body).model ?? model;
+    } catch {}
+    return json(res, 200, {
+      id: `chatcmpl-${Date.now()}`,
+      object: "chat.completion",
+      created: Math.floor(Date.now() / 1000),
+      model,
+      choices: [{ index: 0, message: { role: "assistant", content: `served by ${key.id}` }, finish_reason: "stop" }],
+      usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 },
+    }, headers);
+  }
+  if (url.pathname === "/v1/models") return json(res, 200, { object: "list", data: [{ id: "mock-model", object: "model" }] }, headers);
+  if (url.pathname === "/v1/echo") {
+    const { authorization, "x-api-key": xk, ...rest } = req.headers;
+    return json(res, 200, { keyId: key.id, method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: rest, body }, headers);
+  }
+  if (url.pathname === "/v1/text") {
+    res.writeHead(200, { "content-type": "text/plain", ...headers });
+    return res.end(`plain text from ${key.id}`);
+  }
+  if (url.pathname === "/v1/redirect") {
+    res.writeHead(302, { location: "http://127.0.0.2:9/stolen", ...headers });
+    return res.end();
+  }
+  return json(res, 404, { error: { message: `no route ${url.pathname}`, type: "invalid_request_error" } }, headers);
+}
+
+// CLI
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const arg = (name) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const provider = createMockProvider({ keys: JSON.parse(arg("--keys") ?? "{}"), latencyMs: Number(arg("--latency-ms") ?? 0) });
+  const url = await provider.listen(Number(arg("--port") ?? 0));
+  console.log(`READY ${url}`);
+  const stop = () => provider.close().then(() => process.exit(0));
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}

@@ -1,0 +1,334 @@
+// PoolSwitchClient: the JS face of the wasm pool, shared by every runtime's entry point.
+// The entry points only load the wasm their own way and call useWasm().
+
+let WasmPool;
+
+/** Called once by each entry point with the loaded wasm-bindgen exports. */
+export function useWasm(exports) {
+  WasmPool = exports.WasmPool;
+}
+
+/** Every failure the client reports. Never carries a key value. */
+export class PoolSwitchError extends Error {
+  constructor(message, fields = {}) {
+    super(message);
+    this.name = "PoolSwitchError";
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) this[k] = v;
+  }
+}
+
+const LIMIT_HEADER = /ratelimit|^retry-after/;
+
+// One attempt, called by the core with the request context it was given.
+async function send(ctx, method, url, flatHeaders, attemptSignal) {
+  const headers = new Headers();
+  for (let i = 0; i < flatHeaders.length; i += 2) headers.append(flatHeaders[i], flatHeaders[i + 1]);
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, attemptSignal]) : attemptSignal;
+  // Redirects are not followed: a redirect to another origin would carry the key there.
+  const init = { method, headers, signal, redirect: "manual" };
+  if (ctx.body !== undefined && ctx.body !== null) init.body = ctx.body;
+  const response = await ctx.fetch(url, init);
+  const limits = [];
+  for (const [name, value] of response.headers) if (LIMIT_HEADER.test(name)) limits.push(name, value);
+  return [response, response.status, limits];
+}
+
+// Reads the start of an error body for classification; the caller still gets the whole body.
+async function peek(response, limit) {
+  if (!response.body) return new Uint8Array(0);
+  const reader = response.clone().body.getReader();
+  const chunks = [];
+  let total = 0;
+  try {
+    while (total < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      total += value.byteLength;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const out = new Uint8Array(Math.min(total, limit));
+  let at = 0;
+  for (const c of chunks) {
+    const part = c.subarray(0, out.length - at);
+    out.set(part, at);
+    at += part.length;
+    if (at >= out.length) break;
+  }
+  return out;
+}
+
+function scrub(text, secrets) {
+  if (typeof text !== "string") return text;
+  for (const s of secrets) if (s && text.includes(s)) text = text.split(s).join("<redacted>");
+  return text;
+}
+
+function keyValues(keys) {
+  if (!Array.isArray(keys)) return [];
+  return keys.map((k) => (typeof k === "string" ? k : k && typeof k.value === "string" ? k.value : "")).filter(Boolean);
+}
+
+// The wasm side rejects with plain `{ kind, message, … }` objects.
+function toError(e, secrets) {
+  if (e instanceof PoolSwitchError) return e;
+  if (e && typeof e === "object" && typeof e.kind === "string") {
+    const { kind, message, ...rest } = e;
+    return new PoolSwitchError(scrub(message, secrets), { kind, ...rest });
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return new PoolSwitchError(scrub(message, secrets), { kind: "invalid_request", cause: e instanceof Error ? e : undefined });
+}
+
+function resolveFetch(fetchOption) {
+  if (fetchOption === undefined) return (url, init) => globalThis.fetch(url, init);
+  if (typeof fetchOption === "function") return (url, init) => fetchOption(url, init);
+  // A Workers service binding or any object with a fetch method, called with itself as `this`.
+  if (fetchOption && typeof fetchOption.fetch === "function") return (url, init) => fetchOption.fetch(url, init);
+  throw new PoolSwitchError("invalid config: fetch must be a function or an object with a fetch method", {
+    kind: "invalid_config",
+    field: "fetch",
+    problem: "must be a function or an object with a fetch method",
+  });
+}
+
+function flatQuery(query) {
+  const out = [];
+  if (query === undefined || query === null) return out;
+  const entries = query instanceof URLSearchParams ? query.entries() : Object.entries(query);
+  for (const [k, v] of entries) {
+    if (v === undefined || v === null) continue;
+    for (const item of Array.isArray(v) ? v : [v]) out.push(String(k), String(item));
+  }
+  return out;
+}
+
+function isStream(body) {
+  return body && typeof body === "object" && typeof body.getReader === "function";
+}
+
+// Bodies are resent on failover, so one-shot bodies (streams, form data) are read once here.
+async function replayableBody(body, headers) {
+  if (typeof FormData !== "undefined" && body instanceof FormData) {
+    const encoded = new Request("http://localhost/", { method: "POST", body });
+    if (!headers.has("content-type")) headers.set("content-type", encoded.headers.get("content-type"));
+    return new Uint8Array(await encoded.arrayBuffer());
+  }
+  if (isStream(body)) return new Uint8Array(await new Response(body).arrayBuffer());
+  return body;
+}
+
+async function readPayload(response) {
+  const text = await response.text();
+  const type = response.headers.get("content-type") || "";
+  if (type.includes("json") && text.length > 0) {
+    try {
+      return { text, data: JSON.parse(text) };
+    } catch {
+      return { text, data: undefined };
+    }
+  }
+  return { text, data: undefined };
+}
+
+function providerMessage(data) {
+  const err = data && (data.error ?? data);
+  const msg = err && (typeof err === "string" ? err : err.message);
+  return typeof msg === "string" ? msg : undefined;
+}
+
+/** An API-key pool over one upstream provider. */
+export class PoolSwitchClient {
+  #pool;
+  #fetch;
+  #secrets;
+
+  constructor(options) {
+    if (!WasmPool) throw new Error("poolswitch-wasm: the wasm module is not loaded (import the package entry point)");
+    if (!options || typeof options !== "object" || Array.isArray(options)) {
+      throw new PoolSwitchError("invalid config: options must be an object", { kind: "invalid_config", field: "config", problem: "must be an object" });
+    }
+    const { fetch, onEvent, ...config } = options;
+    this.#fetch = resolveFetch(fetch);
+    if (onEvent !== undefined && typeof onEvent !== "function") {
+      throw new PoolSwitchError("invalid config: onEvent must be a function", { kind: "invalid_config", field: "onEvent", problem: "must be a function" });
+    }
+    this.#secrets = keyValues(config.keys);
+    try {
+      this.#pool = new WasmPool(config, send, peek);
+    } catch (e) {
+      throw toError(e, this.#secrets);
+    }
+    if (onEvent) this.#pool.setListener(onEvent);
+    // `fetch` is bound so it can be handed over as it is: new OpenAI({ fetch: client.fetch }).
+    this.fetch = this.fetch.bind(this);
+  }
+
+  async #dispatch(method, path, opts = {}) {
+    if (typeof path !== "string") throw new PoolSwitchError("invalid request: path must be a string", { kind: "invalid_request" });
+    let headers;
+    let body = opts.body;
+    try {
+      headers = new Headers(opts.headers);
+      if (opts.json !== undefined) {
+        if (body !== undefined) throw new TypeError("json and body cannot both be given");
+        body = JSON.stringify(opts.json);
+        if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      }
+      body = await replayableBody(body, headers);
+    } catch (e) {
+      throw toError(e, this.#secrets);
+    }
+    const flatHeaders = [];
+    for (const [k, v] of headers) flatHeaders.push(k, v);
+    const signal = opts.signal;
+    const ctx = { fetch: this.#fetch, body, signal, aborted: undefined };
+    let onAbort;
+    if (signal) {
+      signal.throwIfAborted();
+      ctx.aborted = new Promise((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      ctx.aborted.catch(() => {});
+    }
+    try {
+      return await this.#pool.request(String(method), path, flatHeaders, flatQuery(opts.query), opts.timeoutMs, ctx);
+    } catch (e) {
+      if (signal && signal.aborted && e === signal.reason) throw e;
+      throw toError(e, this.#secrets);
+    } finally {
+      if (onAbort) signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Sends a request through the pool. A 2xx answer resolves to parsed JSON (text otherwise,
+   * or the `Response` itself with `stream: true`); anything else rejects with PoolSwitchError.
+   */
+  async request(method, path, opts = {}) {
+    const reply = await this.#dispatch(method, path, opts);
+    const { response } = reply;
+    if (response.status >= 200 && response.status < 300) {
+      if (opts.stream) return response;
+      if (response.status === 204 || method.toUpperCase() === "HEAD") return null;
+      const { text, data } = await readPayload(response);
+      return data !== undefined ? data : text;
+    }
+    const { text, data } = await readPayload(response);
+    const detail = providerMessage(data);
+    const message = `upstream answered ${response.status} (${reply.outcome}) on key ${reply.keyId} after ${reply.attempts} attempt${reply.attempts === 1 ? "" : "s"}${detail ? `: ${detail}` : ""}`;
+    throw new PoolSwitchError(scrub(message, this.#secrets), {
+      kind: "upstream",
+      status: response.status,
+      reason: reply.outcome,
+      keyId: reply.keyId,
+      attempts: reply.attempts,
+      retryAt: reply.retryAt,
+      data: data === undefined ? undefined : JSON.parse(scrub(JSON.stringify(data), this.#secrets)),
+      text: scrub(text, this.#secrets),
+      headers: response.headers,
+    });
+  }
+
+  get(path, opts) {
+    return this.request("GET", path, opts);
+  }
+  post(path, opts) {
+    return this.request("POST", path, opts);
+  }
+  put(path, opts) {
+    return this.request("PUT", path, opts);
+  }
+  patch(path, opts) {
+    return this.request("PATCH", path, opts);
+  }
+  delete(path, opts) {
+    return this.request("DELETE", path, opts);
+  }
+
+  /**
+   * fetch-compatible: resolves to the upstream's own Response (any status, body untouched and
+   * streaming), so SDKs that accept a custom fetch run on the pool. When no key can serve, it
+   * resolves to a synthesized 429 (or 503) with `retry-after`, which SDKs already handle.
+   */
+  async fetch(input, init = {}) {
+    const isRequest = typeof Request !== "undefined" && input instanceof Request;
+    const url = isRequest ? input.url : input instanceof URL ? input.href : String(input);
+    const method = init.method ?? (isRequest ? input.method : "GET");
+    const headers = init.headers ?? (isRequest ? input.headers : undefined);
+    let body = init.body;
+    if (body === undefined && isRequest && input.body) body = await input.arrayBuffer();
+    const signal = init.signal ?? (isRequest ? input.signal : undefined);
+    try {
+      const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs });
+      return reply.response;
+    } catch (e) {
+      if (e instanceof PoolSwitchError && e.kind === "no_healthy_keys") return noKeysResponse(e);
+      throw e;
+    }
+  }
+
+  /** Per-key and pool status. Never includes key values. */
+  status() {
+    return this.#pool.status();
+  }
+
+  /** Adds a key (string or `{ id, value, monthlyQuota?, weight?, metadata? }`); returns its id. */
+  addKey(key) {
+    try {
+      const id = this.#pool.addKey(key);
+      this.#secrets.push(...keyValues([key]));
+      return id;
+    } catch (e) {
+      throw toError(e, [...this.#secrets, ...keyValues([key])]);
+    }
+  }
+
+  /** Removes a key; requests in flight on it finish normally. */
+  removeKey(id) {
+    this.#call(() => this.#pool.removeKey(String(id)));
+  }
+
+  /** Puts a key back in rotation (also clears an invalid verdict or cooldown). */
+  enableKey(id) {
+    this.#call(() => this.#pool.setKeyEnabled(String(id), true));
+  }
+
+  /** Takes a key out of rotation. */
+  disableKey(id) {
+    this.#call(() => this.#pool.setKeyEnabled(String(id), false));
+  }
+
+  /** Shareable per-key state (counters, cooldowns, limits), for a store shared by instances. */
+  exportState() {
+    return this.#pool.exportState();
+  }
+
+  /** Replaces per-key state from a snapshot. */
+  importState(snapshot) {
+    this.#call(() => this.#pool.importState(snapshot));
+  }
+
+  /** Merges another instance's snapshot: counters add, cooldowns take the later time. */
+  mergeState(snapshot) {
+    this.#call(() => this.#pool.mergeState(snapshot));
+  }
+
+  #call(f) {
+    try {
+      return f();
+    } catch (e) {
+      throw toError(e, this.#secrets);
+    }
+  }
+}
+
+function noKeysResponse(e) {
+  const headers = { "content-type": "application/json", "x-poolswitch-error": "no_healthy_keys" };
+  if (e.retryAt !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil((e.retryAt - Date.now()) / 1000)));
+  const body = JSON.stringify({ error: { message: e.message, type: "no_healthy_keys", retry_at: e.retryAt ?? null } });
+  return new Response(body, { status: e.retryAt !== undefined ? 429 : 503, headers });
+}

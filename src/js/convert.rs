@@ -1,0 +1,71 @@
+//! Values crossing between JS and the core: config in, status/events/errors/replies out.
+
+use js_sys::{Object, Reflect};
+use serde::{de::DeserializeOwned, Serialize};
+use wasm_bindgen::JsValue;
+
+use super::transport::JsBody;
+use crate::core::{ConfigError, PoolError, Reply};
+
+/// Deserializes a JS value, naming the field on error.
+pub fn from_js<T: DeserializeOwned>(v: JsValue) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(serde_wasm_bindgen::Deserializer::from(v)).map_err(ConfigError::from_serde)
+}
+
+/// Plain JS objects and numbers (not `Map`s or `BigInt`s).
+pub fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsValue::from_str(&e.to_string()))
+}
+
+fn object(pairs: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o.into()
+}
+
+fn opt_num(v: Option<u64>) -> JsValue {
+    v.map_or(JsValue::UNDEFINED, |n| JsValue::from_f64(n as f64))
+}
+
+/// `{ kind: "invalid_config", field, problem, message }`.
+pub fn config_error(e: &ConfigError) -> JsValue {
+    object(&[
+        ("kind", "invalid_config".into()),
+        ("field", e.field.as_str().into()),
+        ("problem", e.problem.as_str().into()),
+        ("message", e.to_string().into()),
+    ])
+}
+
+/// `{ kind, message, keyId?, retryAt?, afterMs? }`.
+pub fn pool_error(e: &PoolError) -> JsValue {
+    if let PoolError::InvalidConfig(c) = e {
+        return config_error(c);
+    }
+    let (key_id, retry_at, after_ms) = match e {
+        PoolError::Network { key_id, .. } => (Some(key_id.as_str()), None, None),
+        PoolError::Timeout { key_id, after_ms } => (Some(key_id.as_str()), None, Some(*after_ms)),
+        PoolError::NoHealthyKeys { retry_at_ms } => (None, *retry_at_ms, None),
+        _ => (None, None, None),
+    };
+    object(&[
+        ("kind", e.kind().into()),
+        ("message", e.to_string().into()),
+        ("keyId", key_id.map_or(JsValue::UNDEFINED, JsValue::from_str)),
+        ("retryAt", opt_num(retry_at)),
+        ("afterMs", opt_num(after_ms)),
+    ])
+}
+
+/// `{ response, keyId, attempts, outcome, retryAt? }`.
+pub fn reply_to_js(r: Reply<JsBody>) -> JsValue {
+    object(&[
+        ("response", r.response.body.response),
+        ("keyId", r.key_id.as_str().into()),
+        ("attempts", JsValue::from_f64(r.attempts as f64)),
+        ("outcome", r.outcome.as_str().into()),
+        ("retryAt", opt_num(r.retry_at_ms)),
+    ])
+}
