@@ -145,8 +145,10 @@ function answer(req, res, url, body, key, headers) {
   }
   if (url.pathname === "/v1/models") return json(res, 200, { object: "list", data: [{ id: "mock-model", object: "model" }] }, headers);
   if (url.pathname === "/v1/echo") {
+    // The echo never repeats the key it was called with.
     const { authorization, "x-api-key": xk, ...rest } = req.headers;
-    return json(res, 200, { keyId: key.id, method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), headers: rest, body }, headers);
+    const query = Object.fromEntries([...url.searchParams].filter(([k]) => k !== "key"));
+    return json(res, 200, { keyId: key.id, method: req.method, path: url.pathname, query, headers: rest, body }, headers);
   }
   if (url.pathname === "/v1/text") {
     res.writeHead(200, { "content-type": "text/plain", ...headers });

@@ -1,0 +1,93 @@
+// Node-specific behaviour: CommonJS, injected fetch implementations, event hook failures.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { PoolSwitchClient } from "../../pkg/esm/node.js";
+import { mockControl } from "../scenarios/scenarios.js";
+import { startMock } from "./mock.js";
+
+const require = createRequire(import.meta.url);
+let mock;
+let control;
+before(async () => {
+  mock = await startMock();
+  control = mockControl(mock.url);
+  await control.setKeys({ "sk-node-a-secret": { id: "node-a" }, "sk-node-b-secret": { id: "node-b" } });
+});
+after(() => mock.stop());
+
+test("CommonJS require works and rotates keys", async () => {
+  const cjs = require("../../pkg/cjs/index.cjs");
+  const client = new cjs.PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret", "sk-node-b-secret"], strategy: "round_robin" });
+  const a = await client.post("/v1/chat/completions", { json: { model: "m", messages: [] } });
+  const b = await client.post("/v1/chat/completions", { json: { model: "m", messages: [] } });
+  assert.deepEqual([a.choices[0].message.content, b.choices[0].message.content], ["served by node-a", "served by node-b"]);
+  assert.ok(cjs.PoolSwitchError.prototype instanceof Error);
+});
+
+test("an injected fetch function is used, and an object with fetch (service binding style) too", async () => {
+  let calls = 0;
+  const myFetch = (url, init) => {
+    calls++;
+    return fetch(url, init);
+  };
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"], fetch: myFetch });
+  await client.get("/v1/models");
+  assert.equal(calls, 1);
+
+  const binding = {
+    calls: 0,
+    fetch(url, init) {
+      this.calls++; // needs `this`: called as a method, like a Workers Fetcher
+      return fetch(url, init);
+    },
+  };
+  const viaBinding = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"], fetch: binding });
+  await viaBinding.get("/v1/models");
+  assert.equal(binding.calls, 1);
+});
+
+test("globalThis.fetch is looked up at call time, so a later polyfill is used", async () => {
+  const original = globalThis.fetch;
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"] });
+  let seen = 0;
+  globalThis.fetch = (u, i) => {
+    seen++;
+    return original(u, i);
+  };
+  try {
+    await client.get("/v1/models");
+  } finally {
+    globalThis.fetch = original;
+  }
+  assert.equal(seen, 1);
+});
+
+test("a throwing onEvent listener does not break requests", async () => {
+  const client = new PoolSwitchClient({
+    upstreamBaseUrl: mock.url,
+    keys: ["sk-node-a-secret"],
+    onEvent: () => {
+      throw new Error("listener bug");
+    },
+  });
+  const out = await client.get("/v1/models");
+  assert.equal(out.object, "list");
+});
+
+test("a network failure is retried on another key, then reported without key values", async () => {
+  const client = new PoolSwitchClient({ upstreamBaseUrl: "http://127.0.0.1:9", keys: ["sk-node-a-secret", "sk-node-b-secret"], retryAttempts: 1, backoffBaseMs: 5 });
+  await assert.rejects(client.get("/v1/models"), (e) => {
+    assert.equal(e.kind, "network");
+    assert.ok(!e.message.includes("sk-node"), e.message);
+    return true;
+  });
+  const s = client.status();
+  assert.deepEqual(s.keys.map((k) => [k.totalRequests, k.lastError]), [[1, "network"], [1, "network"]]);
+});
+
+test("util.inspect of a client shows no key values", async () => {
+  const { inspect } = await import("node:util");
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"] });
+  assert.ok(!inspect(client, { showHidden: true, depth: 5 }).includes("sk-node-a-secret"));
+});
