@@ -54,6 +54,8 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, "http://127.0.0.1");
     for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
+    // `*` does not cover Authorization in a preflight: name what the browser asks for.
+    if (req.headers["access-control-request-headers"]) res.setHeader("access-control-allow-headers", req.headers["access-control-request-headers"]);
     if (req.method === "OPTIONS") return res.writeHead(204).end();
     const chunks = [];
     for await (const c of req) chunks.push(c);
