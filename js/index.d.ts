@@ -1,1 +1,180 @@
-// types
+// Types of poolswitch-wasm. Every runtime entry point (node, browser, workerd, require) exports the same API.
+
+export type Strategy = "round_robin" | "least_used" | "random" | "quota_failover" | "weighted";
+
+export interface KeyObject {
+  /** Stable name in status, events and errors. Plain-string keys get `key-1`, `key-2`, … */
+  id?: string;
+  /** The secret. Never shown in status, events, errors or logs. */
+  value: string;
+  /** Requests per month, if known: feeds `estimatedRemainingQuota` and `quota_failover`. */
+  monthlyQuota?: number;
+  /** Share under the `weighted` strategy (default 1). */
+  weight?: number;
+  /** Free-form data shown in status. */
+  metadata?: Record<string, unknown>;
+}
+
+export type KeyConfig = string | KeyObject;
+
+/** Something that can fetch: a function, or an object with a `fetch` method (a Workers service binding). */
+export type FetchLike = ((input: string, init: RequestInit) => Promise<Response>) | { fetch(input: string, init: RequestInit): Promise<Response> };
+
+export interface PoolSwitchOptions {
+  /** Absolute http(s) URL of the provider; keys are only ever sent to its origin. */
+  upstreamBaseUrl: string;
+  keys: KeyConfig[];
+  /** Default `quota_failover`. */
+  strategy?: Strategy;
+  /** Retries after transient failures (network, 5xx, waiting for a cooling key). Default 3. */
+  retryAttempts?: number;
+  /** Rest of a quota-exhausted key. Default 3600. */
+  cooldownSeconds?: number;
+  /** Header carrying the key. Default `Authorization`. */
+  authHeaderName?: string;
+  /** Prefix before the key; `null` or `""` for none (e.g. `x-api-key`). Default `Bearer`. */
+  authScheme?: string | null;
+  /** Send the key as this query parameter instead (Gemini: `key`). */
+  queryAuthParam?: string;
+  /** Per-attempt timeout. */
+  requestTimeoutMs?: number;
+  /** Per-key ceiling; a busy key is passed over, or waited for when none is free. */
+  rateLimitPerSecond?: number;
+  /** Methods resent after an ambiguous network failure. Default GET, HEAD, OPTIONS, DELETE, POST. */
+  retryableMethods?: string[];
+  /** Headers added to every request. */
+  defaultHeaders?: Record<string, string>;
+  /** First backoff delay (doubles per retry, with jitter). Default 250. */
+  backoffBaseMs?: number;
+  /** Ceiling of one backoff delay. Default 10000. */
+  backoffMaxMs?: number;
+  /** Longest a request waits for a cooling key before failing with its return time. Default 30000. */
+  maxWaitMs?: number;
+  /** The host's fetch. Default `globalThis.fetch`, looked up at call time. */
+  fetch?: FetchLike;
+  /** Called for every pool event. */
+  onEvent?: (event: PoolEvent) => void;
+}
+
+export interface RequestOptions {
+  /** Serialized as the JSON body (content-type set unless given). */
+  json?: unknown;
+  body?: BodyInit | null;
+  headers?: HeadersInit;
+  query?: Record<string, string | number | boolean | Array<string | number | boolean> | null | undefined> | URLSearchParams;
+  signal?: AbortSignal;
+  /** Per-attempt timeout for this request. */
+  timeoutMs?: number;
+  /** Resolve to the upstream `Response` (body streamed, untouched) instead of parsed data. */
+  stream?: boolean;
+}
+
+export type Outcome = "success" | "rate_limited" | "quota_exhausted" | "invalid_key" | "overloaded" | "server_error" | "too_large" | "client_error";
+
+export type KeyState = "healthy" | "cooling" | "exhausted" | "invalid" | "disabled";
+
+export interface KeyStatus {
+  id: string;
+  state: KeyState;
+  enabled: boolean;
+  totalRequests: number;
+  successes: number;
+  errorCount: number;
+  failoverCount: number;
+  rateLimitCount: number;
+  inFlight: number;
+  estimatedRemainingQuota: number | null;
+  remainingTokens: number | null;
+  monthlyQuota: number | null;
+  weight: number;
+  /** Epoch ms. */
+  lastUsedAt: number | null;
+  /** Epoch ms: when a resting key returns. */
+  cooldownUntil: number | null;
+  lastError: string | null;
+  metadata: Record<string, unknown> | null;
+}
+
+export interface PoolStatus {
+  strategy: Strategy;
+  upstreamBaseUrl: string;
+  totalRequests: number;
+  successes: number;
+  errorCount: number;
+  failoverCount: number;
+  healthyKeys: number;
+  keys: KeyStatus[];
+}
+
+export type PoolEvent =
+  | { type: "request"; keyId: string; attempt: number; method: string }
+  | { type: "success"; keyId: string; status: number; attempts: number; elapsedMs: number }
+  | { type: "failover"; fromKeyId: string; reason: Outcome; attempt: number }
+  | { type: "cooldown"; keyId: string; reason: Outcome; untilMs: number | null }
+  | { type: "recovered"; keyId: string }
+  | { type: "retry"; attempt: number; reason: string; delayMs: number };
+
+export interface KeySnapshot {
+  id: string;
+  totalRequests?: number;
+  successes?: number;
+  errors?: number;
+  failovers?: number;
+  rateLimits?: number;
+  cooldownUntil?: number | null;
+  cooldownReason?: string | null;
+  invalid?: boolean;
+  remainingRequests?: number | null;
+  requestsResetAt?: number | null;
+  remainingTokens?: number | null;
+  tokensResetAt?: number | null;
+  lastUsedAt?: number | null;
+}
+
+export interface PoolSnapshot {
+  keys: KeySnapshot[];
+}
+
+export type ErrorKind = "upstream" | "no_healthy_keys" | "network" | "timeout" | "invalid_config" | "invalid_request" | "unknown_key";
+
+/** Every failure the client reports. Never carries a key value. */
+export class PoolSwitchError extends Error {
+  kind: ErrorKind;
+  /** Upstream status (kind `upstream`). */
+  status?: number;
+  /** How the last upstream answer was classified. */
+  reason?: Outcome;
+  keyId?: string;
+  attempts?: number;
+  /** Epoch ms when the earliest key returns. */
+  retryAt?: number;
+  /** Parsed JSON error body, or `text` when it was not JSON. */
+  data?: unknown;
+  text?: string;
+  headers?: Headers;
+  /** For `invalid_config`: the offending field, e.g. `keys[2].value`. */
+  field?: string;
+  problem?: string;
+  /** For `timeout`. */
+  afterMs?: number;
+}
+
+export class PoolSwitchClient {
+  constructor(options: PoolSwitchOptions);
+  request<T = any>(method: string, path: string, options?: RequestOptions): Promise<T>;
+  get<T = any>(path: string, options?: RequestOptions): Promise<T>;
+  post<T = any>(path: string, options?: RequestOptions): Promise<T>;
+  put<T = any>(path: string, options?: RequestOptions): Promise<T>;
+  patch<T = any>(path: string, options?: RequestOptions): Promise<T>;
+  delete<T = any>(path: string, options?: RequestOptions): Promise<T>;
+  /** fetch-compatible and pre-bound: pass it to SDKs as `fetch: client.fetch`. */
+  fetch(input: string | URL | Request, init?: RequestInit & { timeoutMs?: number }): Promise<Response>;
+  status(): PoolStatus;
+  addKey(key: KeyConfig): string;
+  removeKey(id: string): void;
+  enableKey(id: string): void;
+  disableKey(id: string): void;
+  exportState(): PoolSnapshot;
+  importState(snapshot: PoolSnapshot): void;
+  mergeState(snapshot: PoolSnapshot): void;
+}

@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+# Headless Chromium for the browser tests, from Debian.
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq chromium
+fi
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -15,6 +19,11 @@ cargo clippy --locked --target wasm32-wasip2 -- -D warnings
 step "core tests (native, virtual clock)"
 cargo test --locked
 
-step "the crate builds for both wasm targets"
-cargo build --locked --target wasm32-unknown-unknown --release
+step "WASI build"
 cargo build --locked --target wasm32-wasip2 --release
+
+step "npm package"
+./scripts/build-pkg.sh
+
+step "hosts: Node, install from tarball, headless Chromium, workerd"
+node --test tests/js/ tests/browser/ tests/workerd/

@@ -50,8 +50,8 @@ impl WasmPool {
         let config: PoolConfig = from_js(config).map_err(|e| config_error(&e))?;
         let contexts = Rc::new(RefCell::new(HashMap::new()));
         let transport = JsTransport::new(send, peek, contexts.clone());
-        let client = PoolClient::new(&config, transport, JsClock, JsSleeper, SeededRng::new(seed as fn() -> u64))
-            .map_err(|e| config_error(&e))?;
+        let client =
+            PoolClient::new(&config, transport, JsClock, JsSleeper, SeededRng::new(seed as fn() -> u64)).map_err(|e| config_error(&e))?;
         Ok(WasmPool { client: Rc::new(client), contexts, next_tag: Cell::new(1) })
     }
 
@@ -72,7 +72,10 @@ impl WasmPool {
                     // The caller's abort wins over whatever the request is doing; dropping the
                     // request future aborts its in-flight fetch and books the attempt as cancelled.
                     match aborted {
-                        Some(p) => future::or(async { Err(JsFuture::from(Promise::from(p)).await.err().unwrap_or(JsValue::UNDEFINED)) }, work).await,
+                        Some(p) => {
+                            future::or(async { Err(JsFuture::from(Promise::from(p)).await.err().unwrap_or(JsValue::UNDEFINED)) }, work)
+                                .await
+                        }
                         None => work.await,
                     }
                 }
@@ -139,21 +142,31 @@ impl WasmPool {
 }
 
 fn pairs(flat: &Array) -> impl Iterator<Item = (String, String)> + '_ {
-    (0..flat.length() / 2).map(move |i| (flat.get(2 * i).as_string().unwrap_or_default(), flat.get(2 * i + 1).as_string().unwrap_or_default()))
+    (0..flat.length() / 2)
+        .map(move |i| (flat.get(2 * i).as_string().unwrap_or_default(), flat.get(2 * i + 1).as_string().unwrap_or_default()))
 }
 
-fn build_request(method: &str, path: String, headers: &Array, query: &Array, timeout_ms: Option<f64>, tag: u64) -> Result<Request, PoolError> {
+fn build_request(
+    method: &str,
+    path: String,
+    headers: &Array,
+    query: &Array,
+    timeout_ms: Option<f64>,
+    tag: u64,
+) -> Result<Request, PoolError> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
     let mut map = HeaderMap::new();
     for (name, value) in pairs(headers) {
-        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| PoolError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
-        let v = HeaderValue::from_str(&value).map_err(|_| PoolError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| PoolError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
+        let v =
+            HeaderValue::from_str(&value).map_err(|_| PoolError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
         map.append(n, v);
     }
     let timeout_ms = match timeout_ms {
         None => None,
-        Some(ms) if ms.is_finite() && ms >= 1.0 && ms <= 3_600_000.0 => Some(ms as u64),
+        Some(ms) if (1.0..=3_600_000.0).contains(&ms) => Some(ms as u64),
         Some(_) => return Err(PoolError::InvalidRequest("timeoutMs must be between 1 and 3600000".into())),
     };
     Ok(Request { method, path, query: pairs(query).collect(), headers: map, body: None, timeout_ms, tag })

@@ -53,7 +53,11 @@ impl ResponseBody for JsBody {
 }
 
 fn js_error_message(e: &JsValue) -> String {
-    Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string()).or_else(|| e.as_string()).unwrap_or_else(|| "fetch failed".to_owned())
+    Reflect::get(e, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "fetch failed".to_owned())
 }
 
 impl Transport for JsTransport {
