@@ -7,3 +7,6 @@ pub mod core;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod js;
+
+#[cfg(target_os = "wasi")]
+pub mod component;

@@ -78,6 +78,8 @@ pub struct KeySlot {
     pub remaining_tokens: Option<u64>,
     pub tokens_reset_at: Option<u64>,
     pub last_used_at: Option<u64>,
+    /// Order of last use within this instance, breaking ties of `last_used_at` in one millisecond.
+    pub last_used_seq: u64,
     pub last_error: Option<String>,
     pub bucket: Option<TokenBucket>,
 }
@@ -113,6 +115,7 @@ impl KeySlot {
             remaining_tokens: None,
             tokens_reset_at: None,
             last_used_at: None,
+            last_used_seq: 0,
             last_error: None,
             bucket: None,
         }
@@ -203,14 +206,14 @@ pub struct Pool {
     slots: Vec<Option<KeySlot>>,
     by_id: HashMap<String, usize>,
     strategy: Strategy,
-    rr_cursor: usize,
+    use_seq: u64,
     cooldown_ms: u64,
     rate_limit_per_second: Option<f64>,
 }
 
 impl Pool {
     pub fn new(keys: Vec<ValidKey>, strategy: Strategy, cooldown_ms: u64, rate_limit_per_second: Option<f64>) -> Self {
-        let mut pool = Self { slots: Vec::new(), by_id: HashMap::new(), strategy, rr_cursor: 0, cooldown_ms, rate_limit_per_second };
+        let mut pool = Self { slots: Vec::new(), by_id: HashMap::new(), strategy, use_seq: 0, cooldown_ms, rate_limit_per_second };
         for key in keys {
             pool.insert(key);
         }
@@ -296,7 +299,7 @@ impl Pool {
         let untried: Vec<usize> = ready.iter().copied().filter(|s| !tried.contains(s)).collect();
         let candidates = if untried.is_empty() { ready } else { untried };
         if !candidates.is_empty() {
-            return Choice::Key(strategy::pick(self.strategy, &self.slots, &candidates, &mut self.rr_cursor, now, rng));
+            return Choice::Key(strategy::pick(self.strategy, &self.slots, &candidates, now, rng));
         }
         match (earliest, earliest_shaped) {
             (_, Some(s)) if earliest.is_none_or(|e| s <= e) => Choice::Wait { until: s, shaping: true },
@@ -308,10 +311,13 @@ impl Pool {
     /// Books the start of an attempt and returns the key to send with.
     pub fn begin(&mut self, slot: usize, now: u64) -> Option<(String, ApiKey)> {
         let rate = self.rate_limit_per_second;
+        self.use_seq += 1;
+        let seq = self.use_seq;
         let key = self.get_mut(slot)?;
         key.counters.total_requests += 1;
         key.counters.in_flight += 1;
         key.last_used_at = Some(now);
+        key.last_used_seq = seq;
         // Spend the provider's remaining count now, so concurrent requests spread out.
         if let Some(r) = key.remaining_requests.as_mut() {
             *r = r.saturating_sub(1);

@@ -113,6 +113,30 @@ impl KeySnapshot {
     }
 }
 
+impl PoolSnapshot {
+    /// What changed since `base` (an earlier snapshot of the same pool): counters as
+    /// differences, everything else as now. Merging it into a newer shared snapshot adds this
+    /// instance's work without counting anyone's twice.
+    pub fn since(&self, base: &PoolSnapshot) -> PoolSnapshot {
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| match base.keys.iter().find(|b| b.id == k.id) {
+                None => k.clone(),
+                Some(b) => KeySnapshot {
+                    total_requests: k.total_requests.saturating_sub(b.total_requests),
+                    successes: k.successes.saturating_sub(b.successes),
+                    errors: k.errors.saturating_sub(b.errors),
+                    failovers: k.failovers.saturating_sub(b.failovers),
+                    rate_limits: k.rate_limits.saturating_sub(b.rate_limits),
+                    ..k.clone()
+                },
+            })
+            .collect();
+        PoolSnapshot { keys }
+    }
+}
+
 impl Pool {
     /// The shareable state of every key.
     pub fn export(&self) -> PoolSnapshot {

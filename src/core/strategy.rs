@@ -5,15 +5,15 @@ use super::host::Rng;
 use super::pool::KeySlot;
 
 /// Chooses one slot from `candidates` (non-empty, all live, in slot order).
-pub fn pick(strategy: Strategy, slots: &[Option<KeySlot>], candidates: &[usize], cursor: &mut usize, now: u64, rng: &impl Rng) -> usize {
+pub fn pick(strategy: Strategy, slots: &[Option<KeySlot>], candidates: &[usize], now: u64, rng: &impl Rng) -> usize {
     let key = |slot: usize| slots[slot].as_ref();
     match strategy {
-        Strategy::RoundRobin => {
-            // The first ready slot at or after the cursor, wrapping around.
-            let chosen = candidates.iter().copied().find(|s| *s >= *cursor).unwrap_or(candidates[0]);
-            *cursor = chosen + 1;
-            chosen
-        }
+        // Round robin as "least recently used": the same order as a cursor, but it survives
+        // keys being skipped, added or removed, and state imported from other instances.
+        Strategy::RoundRobin => *candidates
+            .iter()
+            .min_by_key(|s| key(**s).map_or((Some(u64::MAX), u64::MAX), |k| (k.last_used_at, k.last_used_seq)))
+            .unwrap_or(&candidates[0]),
         Strategy::LeastUsed => {
             *candidates.iter().min_by_key(|s| key(**s).map_or(u64::MAX, |k| k.counters.total_requests)).unwrap_or(&candidates[0])
         }
