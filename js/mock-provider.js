@@ -114,7 +114,7 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
       headers["x-ratelimit-reset-requests"] = "30s";
     }
     call.outcome = "ok";
-    return answer(req, res, url, body, key, headers);
+    return answer(req, res, url, body, key, headers, call, kind);
   });
 
   return {
@@ -130,12 +130,40 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
   };
 }
 
-function answer(req, res, url, body, key, headers) {
+// Server-sent events in OpenAI's chat-completion chunk format. `x-mock-chunk-delay-ms` spaces
+// the chunks; a `cut` script step ends the connection after two chunks, without [DONE].
+async function streamChat(req, res, model, key, headers, call, cut) {
+  const delay = Number(req.headers["x-mock-chunk-delay-ms"] ?? 0);
+  const words = `served by ${key.id}`.split(" ");
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers });
+  res.flushHeaders();
+  let closed = false;
+  res.on("close", () => (closed = call.closed = true));
+  const id = `chatcmpl-${Date.now()}`;
+  for (let i = 0; i < words.length; i++) {
+    if (i > 0 && delay) await new Promise((r) => setTimeout(r, delay));
+    if (closed) return;
+    if (cut && i === 2) return res.socket.destroy();
+    const chunk = { id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model, choices: [{ index: 0, delta: i === 0 ? { role: "assistant", content: words[i] } : { content: ` ${words[i]}` }, finish_reason: null }] };
+    res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+    call.chunksSent = i + 1;
+  }
+  if (delay) await new Promise((r) => setTimeout(r, delay));
+  if (closed) return;
+  res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model, choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\n`);
+  call.lastChunkAt = Date.now();
+  res.end("data: [DONE]\n\n");
+}
+
+function answer(req, res, url, body, key, headers, call, step) {
   if (url.pathname === "/v1/chat/completions" && req.method === "POST") {
     let model = "mock-model";
+    let parsed = {};
     try {
-      model = JSON.parse(body).model ?? model;
+      parsed = JSON.parse(body);
+      model = parsed.model ?? model;
     } catch {}
+    if (parsed.stream) return streamChat(req, res, model, key, headers, call, step === "cut");
     return json(res, 200, {
       id: `chatcmpl-${Date.now()}`,
       object: "chat.completion",

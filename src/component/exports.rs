@@ -66,8 +66,8 @@ fn pool_error(e: PoolError) -> wit::Error {
         PoolError::InvalidConfig(c) => config_error(c),
         PoolError::InvalidRequest(m) => wit::Error::InvalidRequest(m),
         PoolError::NoHealthyKeys { retry_at_ms } => wit::Error::NoHealthyKeys(retry_at_ms),
-        PoolError::Network { key_id, message } => wit::Error::Network(format!("{message} (key {key_id})")),
-        PoolError::Timeout { after_ms, .. } => wit::Error::Timeout(after_ms),
+        PoolError::Network { key_id, message } => wit::Error::Network(wit::NetworkError { key_id, message }),
+        PoolError::Timeout { key_id, after_ms } => wit::Error::Timeout(wit::TimeoutError { key_id, after_ms }),
         PoolError::UnknownKey(id) => wit::Error::UnknownKey(id),
     }
 }
@@ -151,7 +151,8 @@ impl PoolResource {
         let reply = self.client.request(req).await.map_err(pool_error)?;
         let status = reply.response.status;
         let headers = header_pairs(&reply.response.headers);
-        let body = reply.response.body.into_bytes().await.map_err(|e| wit::Error::Network(e.message))?.to_vec();
+        let key_id = reply.key_id.clone();
+        let body = reply.response.body.into_bytes().await.map_err(|e| wit::Error::Network(wit::NetworkError { key_id, message: e.message }))?.to_vec();
         if status >= 400 {
             return Err(wit::Error::Upstream(wit::UpstreamError {
                 status,
@@ -225,10 +226,14 @@ impl GuestPool for PoolResource {
                     error_count: k.error_count,
                     failover_count: k.failover_count,
                     rate_limit_count: k.rate_limit_count,
+                    in_flight: k.in_flight,
                     estimated_remaining_quota: k.estimated_remaining_quota,
+                    monthly_quota: k.monthly_quota,
+                    weight: k.weight,
                     last_used_at: k.last_used_at,
                     cooldown_until: k.cooldown_until,
                     last_error: k.last_error,
+                    metadata_json: k.metadata.map(|m| serde_json::Value::Object(m).to_string()),
                 })
                 .collect(),
         }

@@ -25,6 +25,7 @@ pub struct KeySnapshot {
     pub remaining_tokens: Option<u64>,
     pub tokens_reset_at: Option<u64>,
     pub last_used_at: Option<u64>,
+    pub last_error: Option<String>,
 }
 
 /// Every key's shareable state.
@@ -67,6 +68,7 @@ impl KeySnapshot {
             remaining_tokens: k.remaining_tokens,
             tokens_reset_at: k.tokens_reset_at,
             last_used_at: k.last_used_at,
+            last_error: k.last_error.clone(),
         }
     }
 
@@ -89,6 +91,7 @@ impl KeySnapshot {
         k.remaining_tokens = self.remaining_tokens;
         k.tokens_reset_at = self.tokens_reset_at;
         k.last_used_at = self.last_used_at;
+        k.last_error = self.last_error.clone();
     }
 
     /// Merges another instance's state into this key: counters add, rests and times take the
@@ -109,6 +112,9 @@ impl KeySnapshot {
         k.requests_reset_at = later(k.requests_reset_at, self.requests_reset_at);
         k.remaining_tokens = lower(k.remaining_tokens, self.remaining_tokens);
         k.tokens_reset_at = later(k.tokens_reset_at, self.tokens_reset_at);
+        if self.last_used_at > k.last_used_at && self.last_error.is_some() {
+            k.last_error = self.last_error.clone();
+        }
         k.last_used_at = later(k.last_used_at, self.last_used_at);
     }
 }

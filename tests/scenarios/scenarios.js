@@ -235,7 +235,8 @@ export const scenarios = {
   async "bad config is a typed error naming the field"({ PoolSwitchClient, PoolSwitchError }, mock) {
     const cases = [
       [{ upstreamBaseUrl: mock.url, keys: [] }, "keys"],
-      [{ upstreamBaseUrl: "ftp://x", keys: ["sk-secret-1"] }, "upstream_base_url"],
+      [{ upstreamBaseUrl: "ftp://x", keys: ["sk-secret-1"] }, "upstreamBaseUrl"],
+      [{ upstreamBaseUrl: mock.url, keys: ["sk-secret-1"], retryAttempts: 1000 }, "retryAttempts"],
       [{ upstreamBaseUrl: mock.url, keys: ["sk-secret-1", "sk-secret-1"] }, "keys[1].value"],
       [{ upstreamBaseUrl: mock.url, keys: [{ id: "a", value: "sk-secret-1" }, { id: "a", value: "sk-secret-2" }] }, "keys[1].id"],
       [{ upstreamBaseUrl: mock.url, keys: ["sk-secret-1"], strategy: "fastest" }, "strategy"],

@@ -1,0 +1,45 @@
+// The WASI component in Node through jco + preview2-shim, driven by the shared scenario suite
+// (the scenarios whose surface the WIT interface has). jco's wasi:http is synchronous and blocks
+// this thread, so the mock provider runs in its own process.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { scenarios, mockControl } from "../scenarios/scenarios.js";
+import { startMock, ROOT } from "../js/mock.js";
+import { componentApi } from "./jco-adapter.js";
+
+// What the WIT interface has no counterpart for: fetch, AbortSignal, events, streams.
+const NOT_IN_WIT = {
+  "quota_exhausted fails over at once and cools the key for cooldownSeconds": "asserts onEvent events",
+  "with one key, Retry-After is waited out and the call succeeds": "asserts onEvent events",
+  "aborting the signal rejects with AbortError and books the attempt": "AbortSignal",
+  "when every key is out the error says when the first returns": "ends with client.fetch",
+  "client.fetch returns the upstream Response for any status": "client.fetch",
+  "text answers come back as strings, JSON as objects": "stream: true returns a Response",
+  "redirects are not followed, so keys never reach another origin": "client.fetch",
+};
+
+let mock;
+let api;
+before(async () => {
+  mock = await startMock();
+  const out = join(ROOT, "target", "jco");
+  execFileSync(process.execPath, [join(ROOT, "node_modules/@bytecodealliance/jco/dist/jco.js"), "transpile", join(ROOT, "target/components/poolswitch.wasm"), "-o", out, "--name", "poolswitch", "--quiet"], { stdio: "inherit" });
+  const { client } = await import(join(out, "poolswitch.js"));
+  api = componentApi(client);
+});
+after(() => mock?.stop());
+
+for (const [name, run] of Object.entries(scenarios)) {
+  const skip = NOT_IN_WIT[name];
+  test(`jco: ${name}`, { skip: skip && `not in the WIT interface: ${skip}` }, () => run(api, mockControl(mock.url)));
+}
+
+test("jco: the component answers a chat completion through wasi:http", async () => {
+  const control = mockControl(mock.url);
+  await control.setKeys({ "sk-jco-only-secret": { id: "jco-only" } });
+  const c = new api.PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-jco-only-secret"] });
+  const out = await c.post("/v1/chat/completions", { json: { model: "m", messages: [] } });
+  assert.equal(out.choices[0].message.content, "served by jco-only");
+});
