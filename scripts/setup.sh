@@ -14,6 +14,18 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wb_version"; t
   cargo install wasm-bindgen-cli --version "=$wb_version"
 fi
 
+# WASI hosts for the tests: Wasmtime's CLI (serve + run with wasi:http) and wac (composes the
+# test driver with the component). Pinned; built from crates.io the first time (~10 minutes).
+need_cargo_tool() { # binary crate version
+  if ! "$1" --version 2>/dev/null | grep -q " $3"; then
+    cargo install "$2" --version "=$3" --locked || cargo install "$2" --version "=$3"
+  fi
+}
+if [ "${POOLSWITCH_SKIP_WASI_TOOLS:-}" != 1 ]; then
+  need_cargo_tool wasmtime wasmtime-cli 48.0.8
+  need_cargo_tool wac wac-cli 0.12.0
+fi
+
 # npm tools (esbuild, binaryen's wasm-opt, miniflare, playwright-core, typescript), as locked.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund

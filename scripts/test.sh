@@ -15,15 +15,17 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown -- -D warnings
 cargo clippy --locked --target wasm32-wasip2 -- -D warnings
+cargo clippy --locked -p poolswitch-gateway -p poolswitch-wasi-driver --target wasm32-wasip2 --target-dir target/gateway -- -D warnings
 
 step "core tests (native, virtual clock)"
 cargo test --locked
 
-step "WASI build"
-cargo build --locked --target wasm32-wasip2 --release
+step "WASI components and the test driver"
+./scripts/build-components.sh
+cargo build --locked -p poolswitch-wasi-driver --target wasm32-wasip2 --release --target-dir target/driver
 
 step "npm package"
 ./scripts/build-pkg.sh
 
-step "hosts: Node, install from tarball, headless Chromium, workerd"
-node --test tests/js/ tests/browser/ tests/workerd/
+step "hosts: Node, install from tarball, headless Chromium, workerd, jco, Wasmtime"
+node --test tests/js/ tests/browser/ tests/workerd/ tests/wasi/

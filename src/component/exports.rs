@@ -152,7 +152,13 @@ impl PoolResource {
         let status = reply.response.status;
         let headers = header_pairs(&reply.response.headers);
         let key_id = reply.key_id.clone();
-        let body = reply.response.body.into_bytes().await.map_err(|e| wit::Error::Network(wit::NetworkError { key_id, message: e.message }))?.to_vec();
+        let body = reply
+            .response
+            .body
+            .into_bytes()
+            .await
+            .map_err(|e| wit::Error::Network(wit::NetworkError { key_id, message: e.message }))?
+            .to_vec();
         if status >= 400 {
             return Err(wit::Error::Upstream(wit::UpstreamError {
                 status,

@@ -1,5 +1,7 @@
 //! The scenarios. Each registers fresh keys with the mock and checks what the pool does.
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{json, Value};
@@ -24,7 +26,10 @@ macro_rules! ensure {
     };
 }
 
-pub const ALL: &[(&str, fn(&str) -> Check)] = &[
+/// A named scenario, given the mock provider's URL.
+pub type Scenario = (&'static str, fn(&str) -> Check);
+
+pub const ALL: &[Scenario] = &[
     ("round robin rotates keys in order", round_robin),
     ("quota exhausted fails over at once and cools the key", quota_failover),
     ("a rejected key leaves rotation", invalid_key),
@@ -37,7 +42,52 @@ pub const ALL: &[(&str, fn(&str) -> Check)] = &[
     ("state exports and imports", state),
 ];
 
+// Wasmtime's wasi:http client resets some connections of an instance that makes many requests
+// (seen with wasmtime 48 `run` and wasmtime-py 50, not with `serve` or jco). A scenario run that
+// met one is reported as such, so the runner can tell a host reset from a wrong verdict.
+thread_local! {
+    static POOLS: RefCell<Vec<Rc<Pool>>> = const { RefCell::new(Vec::new()) };
+    static RUNS: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+    static CONTROL_RESETS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the host reset a connection during the scenario just run: the mock's control
+/// calls needed a retry, or the pools booked more errors than the mock gave error answers.
+pub fn host_reset_since_last() -> bool {
+    let pools: Vec<Rc<Pool>> = POOLS.with(|p| p.borrow_mut().drain(..).collect());
+    let runs: Vec<(String, String)> = RUNS.with(|r| r.borrow_mut().drain(..).collect());
+    let control = CONTROL_RESETS.with(|c| c.replace(0));
+    let booked: u64 = pools.iter().map(|p| p.status().error_count).sum();
+    let answered_errors = runs
+        .first()
+        .and_then(|(mock, _)| http("GET", &format!("{mock}/__mock/calls"), None).ok())
+        .map(|all| {
+            all.as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["keyId"].as_str().is_some_and(|k| runs.iter().any(|(_, run)| k.starts_with(run.as_str()))))
+                .filter(|c| c["outcome"] != "ok")
+                .count() as u64
+        })
+        .unwrap_or(0);
+    control > 0 || booked > answered_errors
+}
+
 fn http(method: &str, url: &str, body: Option<String>) -> Result<Value, String> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match http_once(method, url, body.clone()) {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                CONTROL_RESETS.with(|c| c.set(c.get() + 1));
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+fn http_once(method: &str, url: &str, body: Option<String>) -> Result<Value, String> {
     wstd::runtime::block_on(async {
         let req = http::Request::builder().method(method).uri(url).header("content-type", "application/json");
         let body: wstd::http::Body = body.map(Into::into).unwrap_or_else(wstd::http::Body::empty);
@@ -52,7 +102,9 @@ static RUN: AtomicU32 = AtomicU32::new(0);
 
 /// Fresh keys at the mock: returns their configs and the prefix of their ids in its log.
 fn keys(mock: &str, specs: &[(&str, Value)]) -> Result<(Vec<KeyConfig>, String), String> {
-    let run = format!("wasi{}x{}-", std::process::id(), RUN.fetch_add(1, Ordering::SeqCst));
+    // No process ids on WASI: the clock tells runs apart.
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let run = format!("wasi{started}x{}-", RUN.fetch_add(1, Ordering::SeqCst));
     let mut registered = serde_json::Map::new();
     let mut configs = Vec::new();
     for (id, spec) in specs {
@@ -63,6 +115,7 @@ fn keys(mock: &str, specs: &[(&str, Value)]) -> Result<(Vec<KeyConfig>, String),
         configs.push(KeyConfig { id: Some(id.to_string()), value, monthly_quota: None, weight: None, metadata_json: None });
     }
     http("POST", &format!("{mock}/__mock/keys"), Some(Value::Object(registered).to_string()))?;
+    RUNS.with(|r| r.borrow_mut().push((mock.to_owned(), run.clone())));
     Ok((configs, run))
 }
 
@@ -98,8 +151,10 @@ fn config(mock: &str, keys: Vec<KeyConfig>) -> Config {
     }
 }
 
-fn pool(c: Config) -> Result<Pool, String> {
-    Pool::create(&c).map_err(|e| format!("create failed: {e:?}"))
+fn pool(c: Config) -> Result<Rc<Pool>, String> {
+    let p = Rc::new(Pool::create(&c).map_err(|e| format!("create failed: {e:?}"))?);
+    POOLS.with(|ps| ps.borrow_mut().push(p.clone()));
+    Ok(p)
 }
 
 fn round_robin(mock: &str) -> Check {
