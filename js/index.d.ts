@@ -83,6 +83,8 @@ export interface KeyStatus {
   failoverCount: number;
   rateLimitCount: number;
   inFlight: number;
+  /** Responses whose body broke off after they were handed over. */
+  streamErrorCount: number;
   estimatedRemainingQuota: number | null;
   remainingTokens: number | null;
   monthlyQuota: number | null;
@@ -112,7 +114,8 @@ export type PoolEvent =
   | { type: "failover"; fromKeyId: string; reason: Outcome; attempt: number }
   | { type: "cooldown"; keyId: string; reason: Outcome; untilMs: number | null }
   | { type: "recovered"; keyId: string }
-  | { type: "retry"; attempt: number; reason: string; delayMs: number };
+  | { type: "retry"; attempt: number; reason: string; delayMs: number }
+  | { type: "streamError"; keyId: string };
 
 export interface KeySnapshot {
   id: string;
@@ -121,6 +124,7 @@ export interface KeySnapshot {
   errors?: number;
   failovers?: number;
   rateLimits?: number;
+  streamErrors?: number;
   cooldownUntil?: number | null;
   cooldownReason?: string | null;
   invalid?: boolean;
@@ -129,13 +133,15 @@ export interface KeySnapshot {
   remainingTokens?: number | null;
   tokensResetAt?: number | null;
   lastUsedAt?: number | null;
+  lastError?: string | null;
 }
 
 export interface PoolSnapshot {
   keys: KeySnapshot[];
 }
 
-export type ErrorKind = "upstream" | "no_healthy_keys" | "network" | "timeout" | "invalid_config" | "invalid_request" | "unknown_key";
+/** `stream`: a 2xx body broke off while `request()` was reading it. */
+export type ErrorKind = "upstream" | "no_healthy_keys" | "network" | "timeout" | "invalid_config" | "invalid_request" | "unknown_key" | "stream";
 
 /** Every failure the client reports. Never carries a key value. */
 export class PoolSwitchError extends Error {

@@ -95,6 +95,7 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
       return;
     }
     if (kind === "drop") return req.socket.destroy();
+    if (kind === "anthropic_rate_limit") return json(res, 429, { type: "error", error: { type: "rate_limit_error", message: "Number of request tokens has exceeded your per-minute rate limit" } }, { "retry-after": String(arg ?? 1) });
     if (kind === "rate_limit") return json(res, ...ERRORS.rate_limit, { "retry-after-ms": String(arg ?? 1000) });
     if (ERRORS[kind]) return json(res, ...ERRORS[kind]);
 
@@ -138,7 +139,10 @@ async function streamChat(req, res, model, key, headers, call, cut) {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers });
   res.flushHeaders();
   let closed = false;
-  res.on("close", () => (closed = call.closed = true));
+  res.on("close", () => {
+    closed = call.closed = true;
+    call.aborted = !res.writableFinished; // the client went away before the end
+  });
   const id = `chatcmpl-${Date.now()}`;
   for (let i = 0; i < words.length; i++) {
     if (i > 0 && delay) await new Promise((r) => setTimeout(r, delay));
@@ -155,7 +159,54 @@ async function streamChat(req, res, model, key, headers, call, cut) {
   res.end("data: [DONE]\n\n");
 }
 
+// Server-sent events in Anthropic's Messages format (message_start … message_stop).
+async function streamMessages(req, res, model, key, headers, call, cut) {
+  const delay = Number(req.headers["x-mock-chunk-delay-ms"] ?? 0);
+  const words = `served by ${key.id}`.split(" ");
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers });
+  res.flushHeaders();
+  let closed = false;
+  res.on("close", () => {
+    closed = call.closed = true;
+    call.aborted = !res.writableFinished;
+  });
+  const send = (event, data) => res.write(`event: ${event}\ndata: ${JSON.stringify({ type: event, ...data })}\n\n`);
+  const id = `msg_${Date.now()}`;
+  send("message_start", { message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } } });
+  send("content_block_start", { index: 0, content_block: { type: "text", text: "" } });
+  for (let i = 0; i < words.length; i++) {
+    if (delay) await new Promise((r) => setTimeout(r, delay));
+    if (closed) return;
+    if (cut && i === 2) return res.socket.destroy();
+    send("content_block_delta", { index: 0, delta: { type: "text_delta", text: i === 0 ? words[i] : ` ${words[i]}` } });
+    call.chunksSent = i + 1;
+  }
+  send("content_block_stop", { index: 0 });
+  send("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: words.length } });
+  call.lastChunkAt = Date.now();
+  send("message_stop", {});
+  res.end();
+}
+
 function answer(req, res, url, body, key, headers, call, step) {
+  if (url.pathname === "/v1/messages" && req.method === "POST") {
+    let parsed = {};
+    try {
+      parsed = JSON.parse(body);
+    } catch {}
+    const model = parsed.model ?? "mock-model";
+    if (parsed.stream) return streamMessages(req, res, model, key, headers, call, step === "cut");
+    return json(res, 200, {
+      id: `msg_${Date.now()}`,
+      type: "message",
+      role: "assistant",
+      model,
+      content: [{ type: "text", text: `served by ${key.id}` }],
+      stop_reason: "end_turn",
+      stop_sequence: null,
+      usage: { input_tokens: 5, output_tokens: 3 },
+    }, headers);
+  }
   if (url.pathname === "/v1/chat/completions" && req.method === "POST") {
     let model = "mock-model";
     let parsed = {};

@@ -585,6 +585,91 @@ fn a_listener_may_call_back_into_the_client() {
 }
 
 #[test]
+fn callers_credentials_are_dropped_whatever_the_auth_header() {
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| ok("{}"))
+        .reading_key(|h, _| h.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
+    let mut cfg = config(&KEYS3[..1]);
+    cfg.auth_header_name = "x-api-key".into();
+    cfg.auth_scheme = None;
+    let c = shared(&cfg, &t, &time);
+    let req = get("/m")
+        .with_header(HeaderName::from_static("authorization"), HeaderValue::from_static("Bearer sdk-dummy"))
+        .with_header(HeaderName::from_static("x-goog-api-key"), HeaderValue::from_static("other-dummy"));
+    send(&c, &time, req).unwrap();
+    let h = &t.calls()[0].headers;
+    assert_eq!(t.calls()[0].key_id, "a");
+    assert!(h.get("authorization").is_none() && h.get("x-goog-api-key").is_none(), "{h:?}");
+}
+
+#[test]
+fn a_stream_error_counts_against_its_key_and_is_an_event() {
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| ok("{}"));
+    let c = shared(&config(&KEYS3[..1]), &t, &time);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    c.set_listener(Some(Rc::new(move |e: &PoolEvent| sink.borrow_mut().push(e.clone()))));
+    send(&c, &time, get("/m")).unwrap();
+    c.record_stream_error("a").unwrap();
+    let a = key_status(&c.status(), "a").clone();
+    assert_eq!((a.stream_error_count, a.successes, a.last_error.as_deref()), (1, 1, Some("stream_interrupted")));
+    assert!(seen.borrow().contains(&PoolEvent::StreamError { key_id: "a".into() }));
+    assert_eq!(c.record_stream_error("zz"), Err(PoolError::UnknownKey("zz".into())));
+}
+
+#[test]
+fn a_dropped_request_books_its_attempt_as_cancelled() {
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| Answer::Hang);
+    let c = shared(&config(&KEYS3[..1]), &t, &time);
+    let c2 = c.clone();
+    let t2 = time.clone();
+    // The caller gives up after 100 ms: the request future is dropped mid-attempt.
+    let outcome = run(&time, async move {
+        futures_lite::future::or(async { Some(c2.request(get("/m")).await) }, async {
+            t2.sleep_for(100).await;
+            None
+        })
+        .await
+    });
+    assert!(outcome.is_none());
+    let a = key_status(&c.status(), "a").clone();
+    assert_eq!((a.total_requests, a.error_count, a.in_flight, a.last_error.as_deref()), (1, 1, 0, Some("cancelled")));
+}
+
+#[test]
+fn round_robin_continues_from_imported_state() {
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3, |_, _| ok("{}"));
+    let mut cfg = config(&KEYS3);
+    cfg.strategy = Strategy::RoundRobin;
+    let first = shared(&cfg, &t, &time);
+    send(&first, &time, get("/m")).unwrap();
+    time.advance(1);
+    send(&first, &time, get("/m")).unwrap();
+    // A new instance (another worker, a fresh wasm instance) picks up where the first left off.
+    let second = shared(&cfg, &t, &time);
+    second.import_state(&first.export_state());
+    time.advance(1);
+    send(&second, &time, get("/m")).unwrap();
+    assert_eq!(t.key_ids(), ids(&["a", "b", "c"]));
+}
+
+#[test]
+fn a_snapshot_delta_counts_only_the_new_work() {
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| ok("{}"));
+    let c = shared(&config(&KEYS3[..1]), &t, &time);
+    send(&c, &time, get("/m")).unwrap();
+    let base = c.export_state();
+    send(&c, &time, get("/m")).unwrap();
+    send(&c, &time, get("/m")).unwrap();
+    let delta = c.export_state().since(&base);
+    assert_eq!((delta.keys[0].total_requests, delta.keys[0].successes), (2, 2));
+}
+
+#[test]
 fn header_names_from_callers_are_typed() {
     // A caller header survives; the auth header cannot be smuggled in under another case.
     let time = VirtualTime::new();

@@ -133,6 +133,33 @@ async function readPayload(response) {
   return { text, data: undefined };
 }
 
+// Passes a successful body through chunk by chunk, unbuffered, and reports a break mid-way
+// (the caller sees the error on its reader; the pool counts it against the key).
+function monitored(response, onBreak, signal) {
+  const s = response.status;
+  if (!response.body || s < 200 || s > 299 || s === 204 || s === 205) return response;
+  const reader = response.body.getReader();
+  const body = new ReadableStream(
+    {
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        } catch (e) {
+          if (!(signal && signal.aborted)) onBreak();
+          controller.error(e);
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+  const wrapped = new Response(body, { status: s, statusText: response.statusText, headers: response.headers });
+  Object.defineProperty(wrapped, "url", { value: response.url });
+  return wrapped;
+}
+
 function providerMessage(data) {
   const err = data && (data.error ?? data);
   const msg = err && (typeof err === "string" ? err : err.message);
@@ -195,7 +222,14 @@ export class PoolSwitchClient {
       ctx.aborted.catch(() => {});
     }
     try {
-      return await this.#pool.request(String(method), path, flatHeaders, flatQuery(opts.query), opts.timeoutMs, ctx);
+      const reply = await this.#pool.request(String(method), path, flatHeaders, flatQuery(opts.query), opts.timeoutMs, ctx);
+      const pool = this.#pool;
+      reply.response = monitored(reply.response, () => {
+        try {
+          pool.recordStreamError(reply.keyId);
+        } catch {} // the key may have been removed since
+      }, signal);
+      return reply;
     } catch (e) {
       if (signal && signal.aborted && e === signal.reason) throw e;
       throw toError(e, this.#secrets);
@@ -214,8 +248,14 @@ export class PoolSwitchClient {
     if (response.status >= 200 && response.status < 300) {
       if (opts.stream) return response;
       if (response.status === 204 || method.toUpperCase() === "HEAD") return null;
-      const { text, data } = await readPayload(response);
-      return data !== undefined ? data : text;
+      let payload;
+      try {
+        payload = await readPayload(response);
+      } catch (e) {
+        if (opts.signal && opts.signal.aborted) throw opts.signal.reason;
+        throw new PoolSwitchError(`the response body from key ${reply.keyId} broke off: ${e && e.message}`, { kind: "stream", keyId: reply.keyId, status: response.status, cause: e });
+      }
+      return payload.data !== undefined ? payload.data : payload.text;
     }
     const { text, data } = await readPayload(response);
     const detail = providerMessage(data);

@@ -21,6 +21,9 @@ use super::snapshot::PoolSnapshot;
 use super::status::{pool_status, PoolStatus};
 use super::target::with_query;
 
+/// Credential headers dropped from a caller's request (the configured auth header is too).
+const CALLER_CREDENTIALS: [&str; 4] = ["authorization", "x-api-key", "x-goog-api-key", "api-key"];
+
 /// A request as the caller describes it, relative to the upstream base.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -192,6 +195,19 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
         Ok(())
     }
 
+    /// Books a response body that broke off after it was handed to the caller (a stream cut
+    /// mid-way): counted against the key in status and reported as a `stream_error` event.
+    pub fn record_stream_error(&self, id: &str) -> Result<(), PoolError> {
+        {
+            let mut pool = self.pool.borrow_mut();
+            let key = pool.by_id_mut(id).ok_or_else(|| PoolError::UnknownKey(id.to_owned()))?;
+            key.counters.stream_errors += 1;
+            key.last_error = Some("stream_interrupted".to_owned());
+        }
+        self.emit(vec![PoolEvent::StreamError { key_id: id.to_owned() }]);
+        Ok(())
+    }
+
     fn redact(&self, message: &str) -> String {
         let pool = self.pool.borrow();
         let text = redact(message, self.config.keys.iter().map(|k| &k.value));
@@ -201,10 +217,12 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
     /// Builds the wire request for one attempt with `key` attached.
     fn wire_request(&self, req: &Request, url: &str, key: &super::secret::ApiKey) -> Result<HttpRequest, PoolError> {
         let mut headers = self.config.default_headers.clone();
-        for name in req.headers.keys() {
+        // A caller's own credentials (an SDK's dummy key) never go upstream: keys come from the pool.
+        let from_caller = |name: &http::HeaderName| !CALLER_CREDENTIALS.contains(&name.as_str());
+        for name in req.headers.keys().filter(|n| from_caller(n)) {
             headers.remove(name);
         }
-        for (name, value) in &req.headers {
+        for (name, value) in req.headers.iter().filter(|(n, _)| from_caller(n)) {
             headers.append(name, value.clone());
         }
         headers.remove(&self.config.auth_header);

@@ -20,6 +20,8 @@ pub enum PoolEvent {
     Recovered { key_id: String },
     /// The request waits `delay_ms` before trying again.
     Retry { attempt: u32, reason: String, delay_ms: u64 },
+    /// A response body served by `key_id` broke off before its end.
+    StreamError { key_id: String },
 }
 
 /// Events gathered while the pool is borrowed, emitted once the borrow is released

@@ -23,6 +23,9 @@ pub struct Counters {
     pub failovers: u64,
     pub rate_limits: u64,
     pub in_flight: u64,
+    /// Responses handed to the caller whose body broke off mid-way (counted apart: the
+    /// request itself was booked as a success when its status and headers arrived).
+    pub stream_errors: u64,
 }
 
 /// A token bucket for `rate_limit_per_second`.

@@ -17,6 +17,7 @@ pub struct KeySnapshot {
     pub errors: u64,
     pub failovers: u64,
     pub rate_limits: u64,
+    pub stream_errors: u64,
     pub cooldown_until: Option<u64>,
     pub cooldown_reason: Option<String>,
     pub invalid: bool,
@@ -60,6 +61,7 @@ impl KeySnapshot {
             errors: k.counters.errors,
             failovers: k.counters.failovers,
             rate_limits: k.counters.rate_limits,
+            stream_errors: k.counters.stream_errors,
             cooldown_until: k.cooldown_until,
             cooldown_reason: k.cooldown_reason.map(|o| o.as_str().to_owned()),
             invalid: k.invalid,
@@ -82,6 +84,7 @@ impl KeySnapshot {
             failovers: self.failovers,
             rate_limits: self.rate_limits,
             in_flight,
+            stream_errors: self.stream_errors,
         };
         k.cooldown_until = self.cooldown_until;
         k.cooldown_reason = self.cooldown_reason.as_deref().and_then(outcome_from_str);
@@ -103,6 +106,7 @@ impl KeySnapshot {
         c.errors += self.errors;
         c.failovers += self.failovers;
         c.rate_limits += self.rate_limits;
+        c.stream_errors += self.stream_errors;
         if self.cooldown_until > k.cooldown_until {
             k.cooldown_until = self.cooldown_until;
             k.cooldown_reason = self.cooldown_reason.as_deref().and_then(outcome_from_str);
@@ -135,6 +139,7 @@ impl PoolSnapshot {
                     errors: k.errors.saturating_sub(b.errors),
                     failovers: k.failovers.saturating_sub(b.failovers),
                     rate_limits: k.rate_limits.saturating_sub(b.rate_limits),
+                    stream_errors: k.stream_errors.saturating_sub(b.stream_errors),
                     ..k.clone()
                 },
             })

@@ -121,6 +121,11 @@ impl WasmPool {
         self.client.set_enabled(id, enabled).map_err(|e| pool_error(&e))
     }
 
+    #[wasm_bindgen(js_name = recordStreamError)]
+    pub fn record_stream_error(&self, key_id: &str) -> Result<(), JsValue> {
+        self.client.record_stream_error(key_id).map_err(|e| pool_error(&e))
+    }
+
     #[wasm_bindgen(js_name = exportState)]
     pub fn export_state(&self) -> Result<JsValue, JsValue> {
         to_js(&self.client.export_state())

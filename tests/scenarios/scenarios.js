@@ -313,6 +313,44 @@ export const scenarios = {
     equal(client.status().keys.map((x) => x.id), ["b"], "a removed");
   },
 
+  async "a streamed answer arrives chunk by chunk through client.fetch"({ PoolSwitchClient }, mock) {
+    const k = await keys(mock, { a: { script: ["rate_limit:5000"] }, b: {} });
+    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list, strategy: "round_robin" });
+    const r = await client.fetch(`${mock.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-mock-chunk-delay-ms": "150" },
+      body: JSON.stringify({ ...chat.json, stream: true }),
+    });
+    equal([r.status, r.headers.get("content-type")], [200, "text/event-stream"], "a stream after failing over");
+    const reader = r.body.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    let firstAt;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      firstAt ??= Date.now();
+      text += decoder.decode(value, { stream: true });
+    }
+    check(text.includes("data: [DONE]") && text.includes(`"content":" ${k.run}-b"`), `the whole stream: ${text.slice(0, 200)}`);
+    const last = (await k.calls()).at(-1);
+    check(firstAt < last.lastChunkAt, `first chunk at ${firstAt}, provider's last at ${last.lastChunkAt}: not buffered`);
+    equal(client.status().keys[1].streamErrorCount, 0, "a clean end is no error");
+  },
+
+  async "a stream cut mid-way errors on the reader and counts against the key"({ PoolSwitchClient }, mock) {
+    const k = await keys(mock, { a: { script: ["cut"] } });
+    const events = [];
+    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list, onEvent: (e) => events.push(e.type) });
+    const r = await client.fetch(`${mock.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ ...chat.json, stream: true }) });
+    equal(r.status, 200, "the stream starts");
+    const e = await rejects(r.text(), "a cut stream");
+    check(e instanceof Error, "the reader sees an error, not a clean end");
+    const a = client.status().keys[0];
+    equal([a.streamErrorCount, a.lastError, a.successes], [1, "stream_interrupted", 1], "counted against the key");
+    check(events.includes("streamError"), "a streamError event");
+  },
+
   async "redirects are not followed, so keys never reach another origin"({ PoolSwitchClient }, mock) {
     const k = await keys(mock, { a: {} });
     const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list });
