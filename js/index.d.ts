@@ -173,8 +173,11 @@ export class PoolSwitchClient {
   put<T = any>(path: string, options?: RequestOptions): Promise<T>;
   patch<T = any>(path: string, options?: RequestOptions): Promise<T>;
   delete<T = any>(path: string, options?: RequestOptions): Promise<T>;
-  /** fetch-compatible and pre-bound: pass it to SDKs as `fetch: client.fetch`. */
-  fetch(input: string | URL | Request, init?: RequestInit & { timeoutMs?: number }): Promise<Response>;
+  /**
+   * fetch-compatible and pre-bound: pass it to SDKs as `fetch: client.fetch`. The Response also
+   * carries a non-enumerable `poolswitch` property: `{ keyId, attempts, outcome }`.
+   */
+  fetch(input: string | URL | Request, init?: RequestInit & { timeoutMs?: number }): Promise<Response & { poolswitch?: { keyId: string; attempts: number; outcome: Outcome } }>;
   status(): PoolStatus;
   addKey(key: KeyConfig): string;
   removeKey(id: string): void;

@@ -22,6 +22,7 @@ npx --no-install esbuild "$out/esm/node-cjs.js" --bundle --format=cjs --platform
   --log-level=warning --log-override:empty-import-meta=silent --outfile="$out/cjs/index.cjs"
 rm "$out/esm/node-cjs.js"
 
-cp js/index.d.ts js/mock-provider.js js/package.json "$out/"
+cp js/index.d.ts js/mock-provider.js js/cli.js js/package.json "$out/"
+cp -r js/gateway "$out/gateway"
 cp js/README.md "$out/README.md"
 echo "built $out/ ($(wc -c < "$out/wasm/poolswitch_bg.wasm") bytes of wasm)"

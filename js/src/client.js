@@ -21,9 +21,13 @@ const LIMIT_HEADER = /ratelimit|^retry-after/;
 
 // One attempt, called by the core with the request context it was given.
 async function send(ctx, method, url, flatHeaders, attemptSignal) {
-  const headers = new Headers();
-  for (let i = 0; i < flatHeaders.length; i += 2) headers.append(flatHeaders[i], flatHeaders[i + 1]);
-  const signal = ctx.signal ? AbortSignal.any([ctx.signal, attemptSignal]) : attemptSignal;
+  // A plain record is cheaper for fetch than a Headers object; repeated names are joined.
+  const headers = {};
+  for (let i = 0; i < flatHeaders.length; i += 2) {
+    const name = flatHeaders[i];
+    headers[name] = name in headers ? `${headers[name]}, ${flatHeaders[i + 1]}` : flatHeaders[i + 1];
+  }
+  const signal = ctx.signal && attemptSignal ? AbortSignal.any([ctx.signal, attemptSignal]) : (ctx.signal ?? attemptSignal);
   // Redirects are not followed: a redirect to another origin would carry the key there.
   const init = { method, headers, signal, redirect: "manual" };
   if (ctx.body !== undefined && ctx.body !== null) init.body = ctx.body;
@@ -193,7 +197,7 @@ export class PoolSwitchClient {
     this.fetch = this.fetch.bind(this);
   }
 
-  async #dispatch(method, path, opts = {}) {
+  async #dispatch(method, path, opts = {}, monitor = true) {
     if (typeof path !== "string") throw new PoolSwitchError("invalid request: path must be a string", { kind: "invalid_request" });
     let headers;
     let body = opts.body;
@@ -223,12 +227,7 @@ export class PoolSwitchClient {
     }
     try {
       const reply = await this.#pool.request(String(method), path, flatHeaders, flatQuery(opts.query), opts.timeoutMs, ctx);
-      const pool = this.#pool;
-      reply.response = monitored(reply.response, () => {
-        try {
-          pool.recordStreamError(reply.keyId);
-        } catch {} // the key may have been removed since
-      }, signal);
+      if (monitor) reply.response = monitored(reply.response, () => this.#streamBroke(reply.keyId), signal);
       return reply;
     } catch (e) {
       if (signal && signal.aborted && e === signal.reason) throw e;
@@ -242,8 +241,15 @@ export class PoolSwitchClient {
    * Sends a request through the pool. A 2xx answer resolves to parsed JSON (text otherwise,
    * or the `Response` itself with `stream: true`); anything else rejects with PoolSwitchError.
    */
+  #streamBroke(keyId) {
+    try {
+      this.#pool.recordStreamError(keyId);
+    } catch {} // the key may have been removed since
+  }
+
   async request(method, path, opts = {}) {
-    const reply = await this.#dispatch(method, path, opts);
+    // Parsed answers are read here, so only a handed-over stream needs the monitor.
+    const reply = await this.#dispatch(method, path, opts, Boolean(opts.stream));
     const { response } = reply;
     if (response.status >= 200 && response.status < 300) {
       if (opts.stream) return response;
@@ -253,6 +259,7 @@ export class PoolSwitchClient {
         payload = await readPayload(response);
       } catch (e) {
         if (opts.signal && opts.signal.aborted) throw opts.signal.reason;
+        this.#streamBroke(reply.keyId);
         throw new PoolSwitchError(`the response body from key ${reply.keyId} broke off: ${e && e.message}`, { kind: "stream", keyId: reply.keyId, status: response.status, cause: e });
       }
       return payload.data !== undefined ? payload.data : payload.text;
@@ -304,6 +311,8 @@ export class PoolSwitchClient {
     const signal = init.signal ?? (isRequest ? input.signal : undefined);
     try {
       const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs });
+      // Which key served it, for logs: a non-enumerable extra on the standard Response.
+      Object.defineProperty(reply.response, "poolswitch", { value: { keyId: reply.keyId, attempts: reply.attempts, outcome: reply.outcome } });
       return reply.response;
     } catch (e) {
       if (e instanceof PoolSwitchError && e.kind === "no_healthy_keys") return noKeysResponse(e);

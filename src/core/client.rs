@@ -215,7 +215,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
     }
 
     /// Builds the wire request for one attempt with `key` attached.
-    fn wire_request(&self, req: &Request, url: &str, key: &super::secret::ApiKey) -> Result<HttpRequest, PoolError> {
+    fn wire_request(&self, req: &Request, url: &str, key: &super::secret::ApiKey, cancellable: bool) -> Result<HttpRequest, PoolError> {
         let mut headers = self.config.default_headers.clone();
         // A caller's own credentials (an SDK's dummy key) never go upstream: keys come from the pool.
         let from_caller = |name: &http::HeaderName| !CALLER_CREDENTIALS.contains(&name.as_str());
@@ -240,7 +240,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
                 url.to_owned()
             }
         };
-        Ok(HttpRequest { method: req.method.clone(), url, headers, body: req.body.clone(), tag: req.tag })
+        Ok(HttpRequest { method: req.method.clone(), url, headers, body: req.body.clone(), tag: req.tag, cancellable })
     }
 
     async fn send_with_timeout(&self, request: HttpRequest, timeout_ms: Option<u64>) -> Result<HttpResponse<T::Body>, Failure> {
@@ -300,7 +300,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
 
             let Some((key_id, key)) = self.pool.borrow_mut().begin(slot, now) else { continue };
             attempts += 1;
-            let wire = match self.wire_request(&req, &url, &key) {
+            let wire = match self.wire_request(&req, &url, &key, timeout_ms.is_some()) {
                 Ok(w) => w,
                 Err(e) => {
                     self.pool.borrow_mut().finish(slot, now, AttemptEnd::Network, &mut EventBuffer::new());

@@ -19,6 +19,9 @@ pub struct HttpRequest {
     /// The caller's [`crate::core::Request::tag`], passed through untouched so a binding can
     /// find its own per-request context (JS keeps request bodies and abort signals there).
     pub tag: u64,
+    /// The core may drop this attempt before it completes (a timeout applies to it), so a host
+    /// whose requests outlive their future must make the request abortable.
+    pub cancellable: bool,
 }
 
 /// A response as the transport received it. `body` is the host's own body type, so a

@@ -70,9 +70,15 @@ impl Transport for JsTransport {
             headers.push(&JsValue::from_str(name.as_str()));
             headers.push(&JsValue::from_str(value.to_str().unwrap_or_default()));
         }
-        let controller = AbortController::new().map_err(|e| TransportError::new(js_error_message(&e)))?;
-        let args = Array::of5(&ctx, &request.method.as_str().into(), &request.url.as_str().into(), &headers, &controller.signal());
-        let mut guard = AbortOnDrop(Some(controller));
+        // Only an attempt the core may drop (a timeout applies) needs its own abort signal; a
+        // caller's abort reaches fetch through the caller's signal. Signals are not free in Node.
+        let controller = match request.cancellable {
+            true => Some(AbortController::new().map_err(|e| TransportError::new(js_error_message(&e)))?),
+            false => None,
+        };
+        let signal: JsValue = controller.as_ref().map_or(JsValue::UNDEFINED, |c| c.signal().into());
+        let args = Array::of5(&ctx, &request.method.as_str().into(), &request.url.as_str().into(), &headers, &signal);
+        let mut guard = AbortOnDrop(controller);
         let promise = self.send.apply(&JsValue::NULL, &args).map_err(|e| TransportError::new(js_error_message(&e)))?;
         let result = JsFuture::from(Promise::from(promise)).await;
         // The response (and its streaming body) now belongs to the caller: never abort it.

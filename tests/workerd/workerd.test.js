@@ -2,11 +2,8 @@
 // way Wrangler does it (esbuild, conditions workerd/worker/browser, .wasm kept as a module).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, symlink, copyFile, readdir } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { build } from "esbuild";
-import { Miniflare } from "miniflare";
+import { startWorker } from "./bundle.js";
 import { startMock, ROOT } from "../js/mock.js";
 import { scenarios } from "../scenarios/scenarios.js";
 
@@ -15,31 +12,9 @@ let mf;
 
 before(async () => {
   mock = await startMock();
-  const dir = await mkdtemp(join(tmpdir(), "poolswitch-workerd-"));
-  await mkdir(join(dir, "node_modules"));
-  await symlink(join(ROOT, "pkg"), join(dir, "node_modules", "poolswitch-wasm"), "dir");
-  await copyFile(join(ROOT, "tests/workerd/worker.js"), join(dir, "worker.js"));
-  await copyFile(join(ROOT, "tests/scenarios/scenarios.js"), join(dir, "scenarios.js"));
-  await build({
-    entryPoints: [join(dir, "worker.js")],
-    bundle: true,
-    format: "esm",
-    conditions: ["workerd", "worker", "browser"],
-    loader: { ".wasm": "copy" },
-    outdir: join(dir, "dist"),
-    logLevel: "warning",
-  });
-  const files = await readdir(join(dir, "dist"));
-  assert.ok(files.some((f) => f.endsWith(".wasm")), "the wasm module is imported, not inlined");
-  mf = new Miniflare({
-    modules: true,
-    scriptPath: join(dir, "dist", "worker.js"),
-    modulesRoot: join(dir, "dist"),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    compatibilityDate: "2025-09-01",
-    bindings: { MOCK_URL: mock.url },
-  });
-  await mf.ready;
+  const started = await startWorker(ROOT, [join(ROOT, "tests/workerd/worker.js"), join(ROOT, "tests/scenarios/scenarios.js")], { MOCK_URL: mock.url });
+  assert.equal(started.wasmFiles.length, 1, "the wasm module is imported, not inlined");
+  mf = started.mf;
 });
 
 after(async () => {
