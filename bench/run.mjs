@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import net from "node:net";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { createRequire } from "node:module";
@@ -190,6 +191,43 @@ if (want(5)) {
     `| Node: first request, pool vs raw fetch in a fresh process | ${med("pool", "firstRequestMs").toFixed(1)} ms vs ${med("raw", "firstRequestMs").toFixed(1)} ms | |`,
     `| Node: import + construct (cold start before the first request) | ${(med("pool", "importMs") + med("pool", "constructMs")).toFixed(1)} ms | ≤ 10 ms |`,
     `| workerd: bundle + start + first request, pool vs raw fetch (median of 3) | ${median(workerd.pool).toFixed(0)} ms vs ${median(workerd.raw).toFixed(0)} ms (${(median(workerd.pool) / median(workerd.raw)).toFixed(2)}×) | |`,
+  ]);
+}
+
+// 6. Proxy mode: the gateway against hitting the mock directly ------------------------------------
+if (want(6)) {
+  // A free port, then poll /health until the gateway answers (at log level warn it prints nothing).
+  const port = await new Promise((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = srv.address().port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const gw = spawn(process.execPath, [join(ROOT, "pkg/cli.js"), "serve", "--port", String(port), "--log-level", "warn"], {
+    env: { ...process.env, POOLSWITCH_UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: KEYS.join(",") },
+    stdio: "ignore",
+  });
+  const gwUrl = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    if (await fetch(`${gwUrl}/health`).then((r) => r.ok, () => false)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const viaGateway = () => fetch(`${gwUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(BODY) }).then((r) => r.json());
+  await load(viaGateway, 32, 300);
+  const r = { raw: [], gw: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    r.raw.push(await load(raw, 32, 3000));
+    r.gw.push(await load(viaGateway, 32, 3000));
+  }
+  gw.kill("SIGTERM");
+  const m = (xs) => median(xs.map((x) => x.rps));
+  section(`6. Proxy mode: through \`poolswitch-wasm serve\` vs straight to the mock (POST, concurrency 32, median of ${ROUNDS} rounds)`, [
+    "| path | req/s | p50 / p99 ms |",
+    "| --- | ---: | ---: |",
+    `| straight to the mock (baseline) | ${m(r.raw).toFixed(0)} (${spread(r.raw.map((x) => x.rps))}) | ${median(r.raw.map((x) => x.p50)).toFixed(2)} / ${median(r.raw.map((x) => x.p99)).toFixed(2)} |`,
+    `| through the gateway | ${m(r.gw).toFixed(0)} (${spread(r.gw.map((x) => x.rps))}) | ${median(r.gw.map((x) => x.p50)).toFixed(2)} / ${median(r.gw.map((x) => x.p99)).toFixed(2)} |`,
+    "",
+    `Ratio: **${(m(r.gw) / m(r.raw)).toFixed(2)}×**. The load generator, the gateway and the mock share this machine's 2 cores.`,
   ]);
 }
 

@@ -12,7 +12,8 @@ use poolswitch::core::pool::{AttemptEnd, Choice, Pool};
 use poolswitch::core::SeededRng;
 
 fn pool(size: usize, strategy: Strategy) -> Pool {
-    let keys = (0..size).map(|i| validate_key(&KeyConfig::named(format!("k{i}"), format!("sk-{i}")), i + 1, "key", |_| false).expect("valid key"));
+    let keys =
+        (0..size).map(|i| validate_key(&KeyConfig::named(format!("k{i}"), format!("sk-{i}")), i + 1, "key", |_| false).expect("valid key"));
     Pool::new(keys.collect(), strategy, 3_600_000, None)
 }
 

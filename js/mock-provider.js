@@ -131,52 +131,52 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
   };
 }
 
-// Server-sent events in OpenAI's chat-completion chunk format. `x-mock-chunk-delay-ms` spaces
-// the chunks; a `cut` script step ends the connection after two chunks, without [DONE].
-async function streamChat(req, res, model, key, headers, call, cut) {
-  const delay = Number(req.headers["x-mock-chunk-delay-ms"] ?? 0);
-  const words = `served by ${key.id}`.split(" ");
+// Starts a server-sent-event answer. `x-mock-chunk-delay-ms` spaces the events; the call log
+// records whether the client went away before the end.
+function openEventStream(req, res, key, headers, call) {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers });
   res.flushHeaders();
-  let closed = false;
+  const stream = { delay: Number(req.headers["x-mock-chunk-delay-ms"] ?? 0), words: `served by ${key.id}`.split(" "), closed: false };
   res.on("close", () => {
-    closed = call.closed = true;
-    call.aborted = !res.writableFinished; // the client went away before the end
+    stream.closed = call.closed = true;
+    call.aborted = !res.writableFinished;
   });
+  stream.pause = () => (stream.delay ? new Promise((r) => setTimeout(r, stream.delay)) : undefined);
+  return stream;
+}
+
+// OpenAI's chat-completion chunk format; a `cut` script step ends the connection after two
+// chunks, without [DONE].
+async function streamChat(req, res, model, key, headers, call, cut) {
+  const stream = openEventStream(req, res, key, headers, call);
+  const words = stream.words;
   const id = `chatcmpl-${Date.now()}`;
   for (let i = 0; i < words.length; i++) {
-    if (i > 0 && delay) await new Promise((r) => setTimeout(r, delay));
-    if (closed) return;
+    if (i > 0) await stream.pause();
+    if (stream.closed) return;
     if (cut && i === 2) return res.socket.destroy();
     const chunk = { id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model, choices: [{ index: 0, delta: i === 0 ? { role: "assistant", content: words[i] } : { content: ` ${words[i]}` }, finish_reason: null }] };
     res.write(`data: ${JSON.stringify(chunk)}\n\n`);
     call.chunksSent = i + 1;
   }
-  if (delay) await new Promise((r) => setTimeout(r, delay));
-  if (closed) return;
+  await stream.pause();
+  if (stream.closed) return;
   res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model, choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\n`);
   call.lastChunkAt = Date.now();
   res.end("data: [DONE]\n\n");
 }
 
-// Server-sent events in Anthropic's Messages format (message_start … message_stop).
+// Anthropic's Messages event format (message_start … message_stop).
 async function streamMessages(req, res, model, key, headers, call, cut) {
-  const delay = Number(req.headers["x-mock-chunk-delay-ms"] ?? 0);
-  const words = `served by ${key.id}`.split(" ");
-  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers });
-  res.flushHeaders();
-  let closed = false;
-  res.on("close", () => {
-    closed = call.closed = true;
-    call.aborted = !res.writableFinished;
-  });
+  const stream = openEventStream(req, res, key, headers, call);
+  const words = stream.words;
   const send = (event, data) => res.write(`event: ${event}\ndata: ${JSON.stringify({ type: event, ...data })}\n\n`);
   const id = `msg_${Date.now()}`;
   send("message_start", { message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } } });
   send("content_block_start", { index: 0, content_block: { type: "text", text: "" } });
   for (let i = 0; i < words.length; i++) {
-    if (delay) await new Promise((r) => setTimeout(r, delay));
-    if (closed) return;
+    await stream.pause();
+    if (stream.closed) return;
     if (cut && i === 2) return res.socket.destroy();
     send("content_block_delta", { index: 0, delta: { type: "text_delta", text: i === 0 ? words[i] : ` ${words[i]}` } });
     call.chunksSent = i + 1;

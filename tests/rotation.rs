@@ -117,15 +117,21 @@ fn injects_bearer_header_and_replaces_the_callers_own() {
     assert_eq!(call.body, br#"{"model":"m"}"#);
 }
 
-#[test]
-fn raw_header_and_query_auth() {
-    let time = VirtualTime::new();
-    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| ok("{}"))
+/// One key sent raw in `x-api-key` (Anthropic style), read back by the scripted provider.
+fn raw_header_pool(time: &VirtualTime) -> (ScriptedTransport, Rc<TestClient>) {
+    let t = ScriptedTransport::new(time, &KEYS3[..1], |_, _| ok("{}"))
         .reading_key(|h, _| h.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
     let mut cfg = config(&KEYS3[..1]);
     cfg.auth_header_name = "x-api-key".into();
     cfg.auth_scheme = None;
-    let c = shared(&cfg, &t, &time);
+    let c = shared(&cfg, &t, time);
+    (t, c)
+}
+
+#[test]
+fn raw_header_and_query_auth() {
+    let time = VirtualTime::new();
+    let (t, c) = raw_header_pool(&time);
     send(&c, &time, get("/messages")).unwrap();
     assert_eq!(t.calls()[0].key_id, "a");
     assert!(t.calls()[0].headers.get("authorization").is_none());
@@ -587,12 +593,7 @@ fn a_listener_may_call_back_into_the_client() {
 #[test]
 fn callers_credentials_are_dropped_whatever_the_auth_header() {
     let time = VirtualTime::new();
-    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| ok("{}"))
-        .reading_key(|h, _| h.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
-    let mut cfg = config(&KEYS3[..1]);
-    cfg.auth_header_name = "x-api-key".into();
-    cfg.auth_scheme = None;
-    let c = shared(&cfg, &t, &time);
+    let (t, c) = raw_header_pool(&time);
     let req = get("/m")
         .with_header(HeaderName::from_static("authorization"), HeaderValue::from_static("Bearer sdk-dummy"))
         .with_header(HeaderName::from_static("x-goog-api-key"), HeaderValue::from_static("other-dummy"));

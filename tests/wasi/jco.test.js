@@ -45,3 +45,15 @@ test("jco: the component answers a chat completion through wasi:http", async () 
   const out = await c.post("/v1/chat/completions", { json: { model: "m", messages: [] } });
   assert.equal(out.choices[0].message.content, "served by jco-only");
 });
+
+test("the components export exactly their worlds (jco wit, i.e. wasm-tools component wit)", () => {
+  const wit = (file) => execFileSync(process.execPath, [join(ROOT, "node_modules/@bytecodealliance/jco/dist/jco.js"), "wit", join(ROOT, "target/components", file)], { encoding: "utf8" });
+  const lines = (text, kind) => text.split("\n").map((l) => l.trim()).filter((l) => l.startsWith(`${kind} `));
+  const client = wit("poolswitch.wasm");
+  assert.deepEqual(lines(client, "export"), ["export poolswitch:client/client@0.1.0;"]);
+  for (const l of lines(client, "import")) assert.match(l, /^import (wasi:(io|clocks|random|cli|http)\/|poolswitch:client\/types@0\.1\.0;)/, l);
+  assert.ok(lines(client, "import").some((l) => l.startsWith("import wasi:http/outgoing-handler@")), "outgoing HTTP through wasi:http");
+  const gateway = wit("poolswitch-gateway.wasm");
+  assert.equal(lines(gateway, "export").length, 1);
+  assert.match(lines(gateway, "export")[0], /^export wasi:http\/incoming-handler@0\.2\.\d+;$/);
+});
