@@ -56,7 +56,7 @@ impl KeySnapshot {
     fn of(k: &KeySlot) -> Self {
         Self {
             id: k.id.clone(),
-            total_requests: k.counters.total_requests - k.counters.in_flight,
+            total_requests: k.counters.total_requests.saturating_sub(k.counters.in_flight),
             successes: k.counters.successes,
             errors: k.counters.errors,
             failovers: k.counters.failovers,
