@@ -5,10 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=pkg
 
-cargo build --locked --release --target wasm32-unknown-unknown
+cargo build --locked --profile wasm-size --target wasm32-unknown-unknown
 rm -rf "$out" && mkdir -p "$out"/{wasm,esm,cjs}
 wasm-bindgen --target web --out-dir "$out/wasm" --out-name poolswitch --no-typescript \
-  target/wasm32-unknown-unknown/release/poolswitch.wasm
+  target/wasm32-unknown-unknown/wasm-size/poolswitch.wasm
 # The features rustc enables by default for wasm32; wasm-opt must know them to keep them.
 npx --no-install wasm-opt -Oz \
   --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
