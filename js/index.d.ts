@@ -83,6 +83,8 @@ export interface KeyStatus {
   failoverCount: number;
   rateLimitCount: number;
   inFlight: number;
+  /** Attempts that got no answer (connection refused or reset); part of errorCount. */
+  networkErrorCount: number;
   /** Responses whose body broke off after they were handed over. */
   streamErrorCount: number;
   estimatedRemainingQuota: number | null;

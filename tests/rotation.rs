@@ -325,6 +325,8 @@ fn network_errors_resend_only_retryable_methods() {
     let reply = send(&c, &time, post("/chat")).unwrap();
     assert_eq!((reply.response.status, reply.attempts), (200, 2));
     assert_ne!(t.calls()[0].key_id, t.calls()[1].key_id, "the retry prefers another key");
+    let a = key_status(&c.status(), "a").clone();
+    assert_eq!((a.network_error_count, a.error_count, a.last_error.as_deref()), (1, 1, Some("network")));
 
     let time = VirtualTime::new();
     let t = ScriptedTransport::new(&time, &KEYS3[..2], |_, n| if n == 0 { Answer::NetworkError { delay_ms: 0 } } else { ok("{}") });

@@ -232,6 +232,7 @@ impl GuestPool for PoolResource {
                     error_count: k.error_count,
                     failover_count: k.failover_count,
                     rate_limit_count: k.rate_limit_count,
+                    network_error_count: k.network_error_count,
                     in_flight: k.in_flight,
                     estimated_remaining_quota: k.estimated_remaining_quota,
                     monthly_quota: k.monthly_quota,

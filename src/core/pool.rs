@@ -26,6 +26,8 @@ pub struct Counters {
     /// Responses handed to the caller whose body broke off mid-way (counted apart: the
     /// request itself was booked as a success when its status and headers arrived).
     pub stream_errors: u64,
+    /// Attempts that got no answer at all (connection refused or reset): part of `errors`.
+    pub network_errors: u64,
 }
 
 /// A token bucket for `rate_limit_per_second`.
@@ -341,7 +343,10 @@ impl Pool {
             AttemptEnd::Network | AttemptEnd::Timeout | AttemptEnd::Cancelled => {
                 key.counters.errors += 1;
                 let reason = match end {
-                    AttemptEnd::Network => "network",
+                    AttemptEnd::Network => {
+                        key.counters.network_errors += 1;
+                        "network"
+                    }
                     AttemptEnd::Timeout => "timeout",
                     _ => "cancelled",
                 };

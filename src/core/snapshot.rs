@@ -85,6 +85,7 @@ impl KeySnapshot {
             rate_limits: self.rate_limits,
             in_flight,
             stream_errors: self.stream_errors,
+            network_errors: k.counters.network_errors,
         };
         k.cooldown_until = self.cooldown_until;
         k.cooldown_reason = self.cooldown_reason.as_deref().and_then(outcome_from_str);

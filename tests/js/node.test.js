@@ -83,7 +83,7 @@ test("a network failure is retried on another key, then reported without key val
     return true;
   });
   const s = client.status();
-  assert.deepEqual(s.keys.map((k) => [k.totalRequests, k.lastError]), [[1, "network"], [1, "network"]]);
+  assert.deepEqual(s.keys.map((k) => [k.totalRequests, k.lastError, k.networkErrorCount]), [[1, "network", 1], [1, "network", 1]]);
 });
 
 test("util.inspect of a client shows no key values", async () => {

@@ -47,30 +47,17 @@ pub const ALL: &[Scenario] = &[
 // met one is reported as such, so the runner can tell a host reset from a wrong verdict.
 thread_local! {
     static POOLS: RefCell<Vec<Rc<Pool>>> = const { RefCell::new(Vec::new()) };
-    static RUNS: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
     static CONTROL_RESETS: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Whether the host reset a connection during the scenario just run: the mock's control
-/// calls needed a retry, or the pools booked more errors than the mock gave error answers.
+/// Whether the host reset a connection during the scenario just run: the mock's control calls
+/// needed a retry, or a pool booked an attempt without an answer (the mock never drops a
+/// connection in these scenarios, so every such attempt is the host's reset).
 pub fn host_reset_since_last() -> bool {
     let pools: Vec<Rc<Pool>> = POOLS.with(|p| p.borrow_mut().drain(..).collect());
-    let runs: Vec<(String, String)> = RUNS.with(|r| r.borrow_mut().drain(..).collect());
     let control = CONTROL_RESETS.with(|c| c.replace(0));
-    let booked: u64 = pools.iter().map(|p| p.status().error_count).sum();
-    let answered_errors = runs
-        .first()
-        .and_then(|(mock, _)| http("GET", &format!("{mock}/__mock/calls"), None).ok())
-        .map(|all| {
-            all.as_array()
-                .into_iter()
-                .flatten()
-                .filter(|c| c["keyId"].as_str().is_some_and(|k| runs.iter().any(|(_, run)| k.starts_with(run.as_str()))))
-                .filter(|c| c["outcome"] != "ok")
-                .count() as u64
-        })
-        .unwrap_or(0);
-    control > 0 || booked > answered_errors
+    let unanswered: u64 = pools.iter().flat_map(|p| p.status().keys).map(|k| k.network_error_count).sum();
+    control > 0 || unanswered > 0
 }
 
 fn http(method: &str, url: &str, body: Option<String>) -> Result<Value, String> {
@@ -115,7 +102,6 @@ fn keys(mock: &str, specs: &[(&str, Value)]) -> Result<(Vec<KeyConfig>, String),
         configs.push(KeyConfig { id: Some(id.to_string()), value, monthly_quota: None, weight: None, metadata_json: None });
     }
     http("POST", &format!("{mock}/__mock/keys"), Some(Value::Object(registered).to_string()))?;
-    RUNS.with(|r| r.borrow_mut().push((mock.to_owned(), run.clone())));
     Ok((configs, run))
 }
 
