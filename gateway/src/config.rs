@@ -17,17 +17,12 @@ fn number<T: std::str::FromStr>(name: &str, field: &str) -> Result<Option<T>, Co
 fn keys() -> Result<Vec<KeyConfig>, ConfigError> {
     let raw = var("POOLSWITCH_KEYS").ok_or_else(|| ConfigError::new("keys", "POOLSWITCH_KEYS is not set"))?;
     if raw.trim_start().starts_with('[') {
-        let de = &mut serde_json::Deserializer::from_str(&raw);
-        return parse_json_keys(de);
+        // Errors name the position only: the text may hold key values.
+        return serde_json::from_str(&raw).map_err(|e| {
+            ConfigError::new("keys", format!("POOLSWITCH_KEYS is not a valid JSON key list (line {}, column {})", e.line(), e.column()))
+        });
     }
     Ok(raw.split(',').map(str::trim).filter(|k| !k.is_empty()).map(KeyConfig::plain).collect())
-}
-
-fn parse_json_keys(de: &mut serde_json::Deserializer<serde_json::de::StrRead<'_>>) -> Result<Vec<KeyConfig>, ConfigError> {
-    // Errors name the position only: the text may hold key values.
-    serde::Deserialize::deserialize(de).map_err(|e: serde_json::Error| {
-        ConfigError::new("keys", format!("POOLSWITCH_KEYS is not a valid JSON key list (line {}, column {})", e.line(), e.column()))
-    })
 }
 
 /// Reads the whole config; the error names the field.

@@ -46,12 +46,6 @@ impl ResponseBody for Vec<u8> {
     }
 }
 
-impl ResponseBody for Bytes {
-    async fn peek(&mut self, limit: usize) -> Vec<u8> {
-        self[..self.len().min(limit)].to_vec()
-    }
-}
-
 /// The upstream could not be reached, or the connection broke before a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportError {

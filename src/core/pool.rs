@@ -254,10 +254,6 @@ impl Pool {
         self.keys().any(|k| &k.value == value)
     }
 
-    pub fn get(&self, slot: usize) -> Option<&KeySlot> {
-        self.slots.get(slot).and_then(Option::as_ref)
-    }
-
     pub fn get_mut(&mut self, slot: usize) -> Option<&mut KeySlot> {
         self.slots.get_mut(slot).and_then(Option::as_mut)
     }
