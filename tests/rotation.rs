@@ -541,6 +541,18 @@ fn keys_can_be_added_removed_and_disabled_at_run_time() {
 }
 
 #[test]
+fn a_plain_key_added_after_a_removal_gets_a_free_id() {
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3, |_, _| ok("{}"));
+    let cfg = PoolConfig::new("https://api.example.com/v1", KEYS3.iter().map(|(_, v)| KeyConfig::plain(*v)).collect());
+    let c = shared(&cfg, &t, &time);
+    c.remove_key("key-1").unwrap();
+    assert_eq!(c.add_key(&KeyConfig::plain("sk-new-secret")).unwrap(), "key-4");
+    let ids: Vec<String> = c.status().keys.into_iter().map(|k| k.id).collect();
+    assert_eq!(ids, ["key-2", "key-3", "key-4"]);
+}
+
+#[test]
 fn state_exports_imports_and_merges() {
     let time = VirtualTime::new();
     let t = ScriptedTransport::new(&time, &KEYS3[..2], |call, _| if call.key_id == "a" { status(429, OPENAI_QUOTA) } else { ok("{}") });

@@ -160,7 +160,12 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
     /// Adds a key at run time (same rules as at construction).
     pub fn add_key(&self, key: &KeyConfig) -> Result<String, ConfigError> {
         let mut pool = self.pool.borrow_mut();
-        let valid = validate_key(key, pool.len() + 1, "key", |id| pool.contains(id))?;
+        // A plain key is named `key-N` by its position; after removals, the first N still free.
+        let mut position = pool.len() + 1;
+        while key.id.is_none() && pool.contains(&format!("key-{position}")) {
+            position += 1;
+        }
+        let valid = validate_key(key, position, "key", |id| pool.contains(id))?;
         if pool.contains_value(&valid.value) {
             return Err(ConfigError::new("key.value", "this key value is already in the pool"));
         }
