@@ -139,7 +139,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
     /// Per-key and pool status at this moment.
     pub fn status(&self) -> PoolStatus {
         let now = self.clock.now_ms();
-        pool_status(&mut self.pool.borrow_mut(), self.config.base.as_url(), now)
+        pool_status(&self.pool.borrow(), self.config.base.as_url(), now)
     }
 
     /// The shareable state of every key.
@@ -149,12 +149,12 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
 
     /// Replaces key state from a snapshot.
     pub fn import_state(&self, snapshot: &PoolSnapshot) {
-        self.pool.borrow_mut().import(snapshot)
+        self.pool.borrow_mut().import(snapshot, self.clock.now_ms())
     }
 
     /// Merges another instance's key state.
     pub fn merge_state(&self, snapshot: &PoolSnapshot) {
-        self.pool.borrow_mut().merge(snapshot)
+        self.pool.borrow_mut().merge(snapshot, self.clock.now_ms())
     }
 
     /// Adds a key at run time (same rules as at construction).
@@ -170,7 +170,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
             return Err(ConfigError::new("key.value", "this key value is already in the pool"));
         }
         let id = valid.id.clone();
-        pool.insert(valid);
+        pool.insert(valid, self.clock.now_ms());
         Ok(id)
     }
 
@@ -190,14 +190,15 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
     /// Switches a key on or off. Enabling also clears an `invalid` verdict and any rest.
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), PoolError> {
         let mut pool = self.pool.borrow_mut();
-        let key = pool.by_id_mut(id).ok_or_else(|| PoolError::UnknownKey(id.to_owned()))?;
-        key.enabled = enabled;
-        if enabled {
-            key.invalid = false;
-            key.cooldown_until = None;
-            key.cooldown_reason = None;
-        }
-        Ok(())
+        pool.update(id, self.clock.now_ms(), |key| {
+            key.enabled = enabled;
+            if enabled {
+                key.invalid = false;
+                key.cooldown_until = None;
+                key.cooldown_reason = None;
+            }
+        })
+        .ok_or_else(|| PoolError::UnknownKey(id.to_owned()))
     }
 
     /// Books a response body that broke off after it was handed to the caller (a stream cut
@@ -205,9 +206,11 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
     pub fn record_stream_error(&self, id: &str) -> Result<(), PoolError> {
         {
             let mut pool = self.pool.borrow_mut();
-            let key = pool.by_id_mut(id).ok_or_else(|| PoolError::UnknownKey(id.to_owned()))?;
-            key.counters.stream_errors += 1;
-            key.last_error = Some("stream_interrupted".to_owned());
+            pool.update(id, self.clock.now_ms(), |key| {
+                key.counters.stream_errors += 1;
+                key.last_error = Some("stream_interrupted".to_owned());
+            })
+            .ok_or_else(|| PoolError::UnknownKey(id.to_owned()))?;
         }
         self.emit(vec![PoolEvent::StreamError { key_id: id.to_owned() }]);
         Ok(())

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod host;
+pub mod index;
 pub mod limits;
 pub mod pool;
 pub mod secret;

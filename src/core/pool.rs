@@ -8,6 +8,7 @@ use super::classify::{Classification, Outcome};
 use super::config::{Strategy, ValidKey};
 use super::events::{EventBuffer, PoolEvent};
 use super::host::Rng;
+use super::index::{KeyIndex, Place, Placement};
 use super::secret::ApiKey;
 use super::strategy;
 
@@ -44,23 +45,22 @@ impl TokenBucket {
         let capacity = per_second.max(1.0);
         Self { tokens: capacity, updated_ms: now, rate_per_ms: per_second / 1000.0, capacity }
     }
-    fn refill(&mut self, now: u64) {
+    fn tokens_at(&self, now: u64) -> f64 {
         let elapsed = now.saturating_sub(self.updated_ms) as f64;
-        self.tokens = (self.tokens + elapsed * self.rate_per_ms).min(self.capacity);
-        self.updated_ms = now;
+        (self.tokens + elapsed * self.rate_per_ms).min(self.capacity)
     }
-    /// When the next token is there (now if one is).
-    fn ready_at(&mut self, now: u64) -> u64 {
-        self.refill(now);
+    /// When the next token is there (now if one is). Counted from the last take, so the answer
+    /// is the same whenever it is asked.
+    fn ready_at(&self, now: u64) -> u64 {
         if self.tokens >= 1.0 {
-            now
-        } else {
-            now + ((1.0 - self.tokens) / self.rate_per_ms).ceil() as u64
+            return now;
         }
+        let at = self.updated_ms + ((1.0 - self.tokens) / self.rate_per_ms).ceil() as u64;
+        at.max(now)
     }
     fn take(&mut self, now: u64) {
-        self.refill(now);
-        self.tokens -= 1.0;
+        self.tokens = self.tokens_at(now) - 1.0;
+        self.updated_ms = now;
     }
 }
 
@@ -133,7 +133,7 @@ impl KeySlot {
         req.max(tok)
     }
 
-    pub fn readiness(&mut self, now: u64) -> Readiness {
+    pub fn readiness(&self, now: u64) -> Readiness {
         if !self.enabled || self.invalid {
             return Readiness::Never;
         }
@@ -143,7 +143,7 @@ impl KeySlot {
         if let Some(until) = self.known_empty_until(now) {
             return Readiness::At(until);
         }
-        match self.bucket.as_mut().map(|b| b.ready_at(now)) {
+        match self.bucket.as_ref().map(|b| b.ready_at(now)) {
             Some(at) if at > now => Readiness::Shaped(at),
             _ => Readiness::Now,
         }
@@ -155,6 +155,17 @@ impl KeySlot {
         let from_headers = self.remaining_requests.filter(|_| self.requests_reset_at.is_none_or(|t| t > now));
         let from_quota = self.monthly_quota.map(|q| q.saturating_sub(self.counters.successes));
         match (from_headers, from_quota) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the provider's current window for a known count ends, if one is known and ahead:
+    /// the estimate (and so the key's rank) changes by itself then.
+    fn window_end(&self, now: u64) -> Option<u64> {
+        let req = self.remaining_requests.and(self.requests_reset_at).filter(|t| *t > now);
+        let tok = self.remaining_tokens.and(self.tokens_reset_at).filter(|t| *t > now);
+        match (req, tok) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -210,6 +221,8 @@ pub struct Pool {
     /// Removed keys leave `None`, so the slot numbers held by requests in flight stay valid.
     slots: Vec<Option<KeySlot>>,
     by_id: HashMap<String, usize>,
+    /// Where each key stands, kept in step with `slots` by [`Pool::reindex`] after every change.
+    index: KeyIndex,
     strategy: Strategy,
     use_seq: u64,
     cooldown_ms: u64,
@@ -218,9 +231,10 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(keys: Vec<ValidKey>, strategy: Strategy, cooldown_ms: u64, rate_limit_per_second: Option<f64>) -> Self {
-        let mut pool = Self { slots: Vec::new(), by_id: HashMap::new(), strategy, use_seq: 0, cooldown_ms, rate_limit_per_second };
+        let index = KeyIndex::new(strategy::is_sampled(strategy));
+        let mut pool = Self { slots: Vec::new(), by_id: HashMap::new(), index, strategy, use_seq: 0, cooldown_ms, rate_limit_per_second };
         for key in keys {
-            pool.insert(key);
+            pool.insert(key, 0);
         }
         pool
     }
@@ -232,10 +246,6 @@ impl Pool {
     /// Live keys in configuration order.
     pub fn keys(&self) -> impl Iterator<Item = &KeySlot> {
         self.slots.iter().flatten()
-    }
-
-    pub fn keys_mut(&mut self) -> impl Iterator<Item = &mut KeySlot> {
-        self.slots.iter_mut().flatten()
     }
 
     pub fn len(&self) -> usize {
@@ -254,25 +264,49 @@ impl Pool {
         self.keys().any(|k| &k.value == value)
     }
 
-    pub fn get_mut(&mut self, slot: usize) -> Option<&mut KeySlot> {
-        self.slots.get_mut(slot).and_then(Option::as_mut)
-    }
-
-    pub fn by_id_mut(&mut self, id: &str) -> Option<&mut KeySlot> {
+    /// Changes the key named `id` at time `now` and re-files it; `None` if there is no such key.
+    pub fn update<R>(&mut self, id: &str, now: u64, change: impl FnOnce(&mut KeySlot) -> R) -> Option<R> {
         let slot = *self.by_id.get(id)?;
-        self.get_mut(slot)
+        self.update_slot(slot, now, change)
     }
 
-    pub fn insert(&mut self, key: ValidKey) {
+    fn update_slot<R>(&mut self, slot: usize, now: u64, change: impl FnOnce(&mut KeySlot) -> R) -> Option<R> {
+        let result = change(self.slots.get_mut(slot)?.as_mut()?);
+        self.reindex(slot, now);
+        Some(result)
+    }
+
+    /// Files `slot` in the index by its standing at `now`.
+    fn reindex(&mut self, slot: usize, now: u64) {
+        let placement = match self.slots.get(slot).and_then(Option::as_ref) {
+            None => Placement::default(),
+            Some(key) => {
+                let place = match key.readiness(now) {
+                    Readiness::Never => Place::Out,
+                    Readiness::At(t) => Place::Resting(t),
+                    Readiness::Shaped(t) => Place::Shaped(t),
+                    Readiness::Now => {
+                        Place::Ready { rank: strategy::rank(self.strategy, key, now), weight: strategy::draw_weight(self.strategy, key) }
+                    }
+                };
+                Placement { place, revisit_at: key.window_end(now) }
+            }
+        };
+        self.index.place(slot, placement);
+    }
+
+    pub fn insert(&mut self, key: ValidKey, now: u64) {
         let slot = self.slots.len();
         self.by_id.insert(key.id.clone(), slot);
         self.slots.push(Some(KeySlot::new(key)));
+        self.reindex(slot, now);
     }
 
     pub fn remove(&mut self, id: &str) -> bool {
         match self.by_id.remove(id) {
             Some(slot) => {
                 self.slots[slot] = None;
+                self.index.place(slot, Placement::default());
                 true
             }
             None => false,
@@ -280,30 +314,24 @@ impl Pool {
     }
 
     /// Picks the key for the next attempt. Keys already tried by this request are passed over
-    /// while an untried one is ready.
+    /// while an untried one is ready. O(log n) in the number of keys, plus the keys whose
+    /// rest or window ended since the last call.
     pub fn choose(&mut self, now: u64, tried: &[usize], rng: &impl Rng, events: &mut EventBuffer) -> Choice {
-        let mut ready = Vec::new();
-        let mut earliest: Option<u64> = None;
-        let mut earliest_shaped: Option<u64> = None;
-        for (slot, key) in self.slots.iter_mut().enumerate() {
-            let Some(key) = key else { continue };
-            if key.expire(now) {
-                events.push(PoolEvent::Recovered { key_id: key.id.clone() });
-            }
-            match key.readiness(now) {
-                Readiness::Now => ready.push(slot),
-                Readiness::At(t) => earliest = Some(earliest.map_or(t, |e| e.min(t))),
-                Readiness::Shaped(t) => earliest_shaped = Some(earliest_shaped.map_or(t, |e| e.min(t))),
-                Readiness::Never => {}
+        if self.index.any_due(now) {
+            for slot in self.index.due(now) {
+                if let Some(key) = self.slots.get_mut(slot).and_then(Option::as_mut) {
+                    if key.expire(now) {
+                        events.push(PoolEvent::Recovered { key_id: key.id.clone() });
+                    }
+                }
+                self.reindex(slot, now);
             }
         }
-        let untried: Vec<usize> = ready.iter().copied().filter(|s| !tried.contains(s)).collect();
-        let candidates = if untried.is_empty() { ready } else { untried };
-        if !candidates.is_empty() {
-            return Choice::Key(strategy::pick(self.strategy, &self.slots, &candidates, now, rng));
+        if let Some(slot) = self.index.pick(tried, rng) {
+            return Choice::Key(slot);
         }
-        match (earliest, earliest_shaped) {
-            (_, Some(s)) if earliest.is_none_or(|e| s <= e) => Choice::Wait { until: s, shaping: true },
+        match (self.index.first_rest_end(), self.index.first_shaped_end()) {
+            (earliest, Some(s)) if earliest.is_none_or(|e| s <= e) => Choice::Wait { until: s, shaping: true },
             (Some(e), _) => Choice::Wait { until: e, shaping: false },
             _ => Choice::None,
         }
@@ -314,75 +342,80 @@ impl Pool {
         let rate = self.rate_limit_per_second;
         self.use_seq += 1;
         let seq = self.use_seq;
-        let key = self.get_mut(slot)?;
-        key.counters.total_requests += 1;
-        key.counters.in_flight += 1;
-        key.last_used_at = Some(now);
-        key.last_used_seq = seq;
-        // Spend the provider's remaining count now, so concurrent requests spread out.
-        if let Some(r) = key.remaining_requests.as_mut() {
-            *r = r.saturating_sub(1);
-        }
-        if let Some(per_second) = rate {
-            key.bucket.get_or_insert_with(|| TokenBucket::new(per_second, now)).take(now);
-        }
-        Some((key.id.clone(), key.value.clone()))
+        self.update_slot(slot, now, |key| {
+            key.counters.total_requests += 1;
+            key.counters.in_flight += 1;
+            key.last_used_at = Some(now);
+            key.last_used_seq = seq;
+            // Spend the provider's remaining count now, so concurrent requests spread out.
+            if let Some(r) = key.remaining_requests.as_mut() {
+                *r = r.saturating_sub(1);
+            }
+            if let Some(per_second) = rate {
+                key.bucket.get_or_insert_with(|| TokenBucket::new(per_second, now)).take(now);
+            }
+            (key.id.clone(), key.value.clone())
+        })
     }
 
     /// Books the end of an attempt: counters, limit estimates, cooldowns.
     pub fn finish(&mut self, slot: usize, now: u64, end: AttemptEnd, events: &mut EventBuffer) {
         let cooldown_ms = self.cooldown_ms;
-        let Some(key) = self.get_mut(slot) else { return };
-        key.counters.in_flight = key.counters.in_flight.saturating_sub(1);
-        let classification = match end {
-            AttemptEnd::Response(c) => c,
-            AttemptEnd::Network | AttemptEnd::Timeout | AttemptEnd::Cancelled => {
-                key.counters.errors += 1;
-                let reason = match end {
-                    AttemptEnd::Network => {
-                        key.counters.network_errors += 1;
-                        "network"
-                    }
-                    AttemptEnd::Timeout => "timeout",
-                    _ => "cancelled",
-                };
-                key.last_error = Some(reason.to_owned());
-                return;
-            }
-        };
-        apply_limits(key, &classification, now);
-        let outcome = classification.outcome;
-        if outcome == Outcome::Success {
-            key.counters.successes += 1;
-            key.consecutive_rate_limits = 0;
+        self.update_slot(slot, now, |key| book_end(key, now, end, cooldown_ms, events));
+    }
+}
+
+/// The books of one attempt's end on its key: counters, limit estimates, rests.
+fn book_end(key: &mut KeySlot, now: u64, end: AttemptEnd, cooldown_ms: u64, events: &mut EventBuffer) {
+    key.counters.in_flight = key.counters.in_flight.saturating_sub(1);
+    let classification = match end {
+        AttemptEnd::Response(c) => c,
+        AttemptEnd::Network | AttemptEnd::Timeout | AttemptEnd::Cancelled => {
+            key.counters.errors += 1;
+            let reason = match end {
+                AttemptEnd::Network => {
+                    key.counters.network_errors += 1;
+                    "network"
+                }
+                AttemptEnd::Timeout => "timeout",
+                _ => "cancelled",
+            };
+            key.last_error = Some(reason.to_owned());
             return;
         }
-        key.counters.errors += 1;
-        key.last_error = Some(outcome.as_str().to_owned());
-        let until = match outcome {
-            Outcome::RateLimited => {
-                key.counters.rate_limits += 1;
-                key.consecutive_rate_limits += 1;
-                let wait = classification.limits.retry_after_ms.unwrap_or_else(|| rate_limit_cooldown_ms(key.consecutive_rate_limits));
-                Some(now + wait.max(1))
-            }
-            Outcome::QuotaExhausted => Some(now + cooldown_ms),
-            Outcome::InvalidKey => {
-                key.invalid = true;
-                None
-            }
-            _ => return,
-        };
-        key.counters.failovers += 1;
-        // A later rest already set by a concurrent request is kept.
-        if let Some(t) = until {
-            if key.cooldown_until.is_none_or(|cur| cur < t) {
-                key.cooldown_until = Some(t);
-                key.cooldown_reason = Some(outcome);
-            }
-        }
-        events.push(PoolEvent::Cooldown { key_id: key.id.clone(), reason: outcome, until_ms: until });
+    };
+    apply_limits(key, &classification, now);
+    let outcome = classification.outcome;
+    if outcome == Outcome::Success {
+        key.counters.successes += 1;
+        key.consecutive_rate_limits = 0;
+        return;
     }
+    key.counters.errors += 1;
+    key.last_error = Some(outcome.as_str().to_owned());
+    let until = match outcome {
+        Outcome::RateLimited => {
+            key.counters.rate_limits += 1;
+            key.consecutive_rate_limits += 1;
+            let wait = classification.limits.retry_after_ms.unwrap_or_else(|| rate_limit_cooldown_ms(key.consecutive_rate_limits));
+            Some(now + wait.max(1))
+        }
+        Outcome::QuotaExhausted => Some(now + cooldown_ms),
+        Outcome::InvalidKey => {
+            key.invalid = true;
+            None
+        }
+        _ => return,
+    };
+    key.counters.failovers += 1;
+    // A later rest already set by a concurrent request is kept.
+    if let Some(t) = until {
+        if key.cooldown_until.is_none_or(|cur| cur < t) {
+            key.cooldown_until = Some(t);
+            key.cooldown_reason = Some(outcome);
+        }
+    }
+    events.push(PoolEvent::Cooldown { key_id: key.id.clone(), reason: outcome, until_ms: until });
 }
 
 fn apply_limits(key: &mut KeySlot, c: &Classification, now: u64) {
@@ -396,3 +429,6 @@ fn apply_limits(key: &mut KeySlot, c: &Classification, now: u64) {
         key.tokens_reset_at = l.tokens_reset_at.or((r == 0).then_some(now + UNKNOWN_RESET_MS));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,16 +1,18 @@
 //! API key values, kept in a type that never prints them.
 
 use std::fmt;
+use std::rc::Rc;
 
 /// An API key value. `Debug` and `Display` are redacted, and it is not `Serialize`,
-/// so a key cannot leak through logs, status or error text by accident.
+/// so a key cannot leak through logs, status or error text by accident. Shared, not copied:
+/// every attempt takes one, and a copy would cost an allocation each time.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
+pub struct ApiKey(Rc<str>);
 
 impl ApiKey {
     /// Wraps a key value. Validation happens in [`crate::core::config`].
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(value.into().into())
     }
 
     /// The raw value, for the one place that needs it: building the outgoing request.
@@ -33,7 +35,7 @@ impl fmt::Display for ApiKey {
 
 impl<'de> serde::Deserialize<'de> for ApiKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(ApiKey)
+        String::deserialize(d).map(ApiKey::new)
     }
 }
 
@@ -42,8 +44,8 @@ impl<'de> serde::Deserialize<'de> for ApiKey {
 pub fn redact<'a>(text: &str, keys: impl IntoIterator<Item = &'a ApiKey>) -> String {
     let mut out = text.to_owned();
     for key in keys {
-        if !key.0.is_empty() && out.contains(&key.0) {
-            out = out.replace(&key.0, "<redacted>");
+        if !key.0.is_empty() && out.contains(key.expose()) {
+            out = out.replace(key.expose(), "<redacted>");
         }
     }
     out

@@ -99,15 +99,16 @@ impl KeySnapshot {
     }
 
     /// Merges another instance's state into this key: counters add, rests and times take the
-    /// later value, remaining estimates the lower, invalid sticks.
+    /// later value, remaining estimates the lower, invalid sticks. Counters come from outside,
+    /// so they saturate rather than overflow.
     fn merge_into(&self, k: &mut KeySlot) {
         let c = &mut k.counters;
-        c.total_requests += self.total_requests;
-        c.successes += self.successes;
-        c.errors += self.errors;
-        c.failovers += self.failovers;
-        c.rate_limits += self.rate_limits;
-        c.stream_errors += self.stream_errors;
+        c.total_requests = c.total_requests.saturating_add(self.total_requests);
+        c.successes = c.successes.saturating_add(self.successes);
+        c.errors = c.errors.saturating_add(self.errors);
+        c.failovers = c.failovers.saturating_add(self.failovers);
+        c.rate_limits = c.rate_limits.saturating_add(self.rate_limits);
+        c.stream_errors = c.stream_errors.saturating_add(self.stream_errors);
         if self.cooldown_until > k.cooldown_until {
             k.cooldown_until = self.cooldown_until;
             k.cooldown_reason = self.cooldown_reason.as_deref().and_then(outcome_from_str);
@@ -156,20 +157,16 @@ impl Pool {
     }
 
     /// Replaces the state of each key named in the snapshot; ids not in the pool are ignored.
-    pub fn import(&mut self, snapshot: &PoolSnapshot) {
+    pub fn import(&mut self, snapshot: &PoolSnapshot, now: u64) {
         for s in &snapshot.keys {
-            if let Some(k) = self.by_id_mut(&s.id) {
-                s.replace_into(k);
-            }
+            self.update(&s.id, now, |k| s.replace_into(k));
         }
     }
 
     /// Merges another instance's state (see [`KeySnapshot`] for the rules).
-    pub fn merge(&mut self, snapshot: &PoolSnapshot) {
+    pub fn merge(&mut self, snapshot: &PoolSnapshot, now: u64) {
         for s in &snapshot.keys {
-            if let Some(k) = self.by_id_mut(&s.id) {
-                s.merge_into(k);
-            }
+            self.update(&s.id, now, |k| s.merge_into(k));
         }
     }
 }

@@ -62,7 +62,7 @@ pub struct PoolStatus {
     pub keys: Vec<KeyStatus>,
 }
 
-fn key_status(key: &mut KeySlot, now: u64) -> KeyStatus {
+fn key_status(key: &KeySlot, now: u64) -> KeyStatus {
     let readiness = key.readiness(now);
     let state = match readiness {
         _ if !key.enabled => KeyState::Disabled,
@@ -101,9 +101,9 @@ fn key_status(key: &mut KeySlot, now: u64) -> KeyStatus {
 }
 
 /// Builds the status report at time `now`.
-pub fn pool_status(pool: &mut Pool, upstream_base_url: String, now: u64) -> PoolStatus {
+pub fn pool_status(pool: &Pool, upstream_base_url: String, now: u64) -> PoolStatus {
     let strategy = pool.strategy().as_str();
-    let keys: Vec<KeyStatus> = pool.keys_mut().map(|k| key_status(k, now)).collect();
+    let keys: Vec<KeyStatus> = pool.keys().map(|k| key_status(k, now)).collect();
     PoolStatus {
         strategy,
         upstream_base_url,

@@ -1,45 +1,38 @@
-//! The five ways to choose among ready keys. Each gets only keys that can serve now.
+//! The five ways to choose among ready keys, as the pool's index sees them: three order the
+//! keys by a rank (lowest first, ties by configuration order), two draw at random.
 
 use super::config::Strategy;
-use super::host::Rng;
+use super::index::Rank;
 use super::pool::KeySlot;
 
-/// Chooses one slot from `candidates` (non-empty, all live, in slot order).
-pub fn pick(strategy: Strategy, slots: &[Option<KeySlot>], candidates: &[usize], now: u64, rng: &impl Rng) -> usize {
-    let key = |slot: usize| slots[slot].as_ref();
+/// Whether ready keys are drawn at random (in proportion to their weight) rather than ranked.
+pub fn is_sampled(strategy: Strategy) -> bool {
+    matches!(strategy, Strategy::Random | Strategy::Weighted)
+}
+
+/// A ready key's rank under `strategy` at `now`. The pool re-ranks a key whenever it changes
+/// and when a provider window it depends on ends, so ranks never go stale.
+pub fn rank(strategy: Strategy, key: &KeySlot, now: u64) -> Rank {
     match strategy {
         // Round robin as "least recently used": the same order as a cursor, but it survives
         // keys being skipped, added or removed, and state imported from other instances.
-        Strategy::RoundRobin => *candidates
-            .iter()
-            .min_by_key(|s| key(**s).map_or((Some(u64::MAX), u64::MAX), |k| (k.last_used_at, k.last_used_seq)))
-            .unwrap_or(&candidates[0]),
-        Strategy::LeastUsed => {
-            *candidates.iter().min_by_key(|s| key(**s).map_or(u64::MAX, |k| k.counters.total_requests)).unwrap_or(&candidates[0])
+        // Never-used keys (0) come before any use.
+        Strategy::RoundRobin => [key.last_used_at.map_or(0, |t| t.saturating_add(1)), key.last_used_seq, 0, 0],
+        Strategy::LeastUsed => [key.counters.total_requests, 0, 0, 0],
+        // Most remaining first (unknown counts as plenty), then fewest rate limits, errors and
+        // requests.
+        Strategy::QuotaFailover => {
+            let remaining = key.estimated_remaining(now).unwrap_or(u64::MAX);
+            [u64::MAX - remaining, key.counters.rate_limits, key.counters.errors, key.counters.total_requests]
         }
-        Strategy::Random => candidates[rng.below(candidates.len() as u64) as usize],
-        Strategy::Weighted => {
-            let total: u64 = candidates.iter().map(|s| key(*s).map_or(0, |k| k.weight as u64)).sum();
-            let mut ticket = rng.below(total);
-            for s in candidates {
-                let w = key(*s).map_or(0, |k| k.weight as u64);
-                if ticket < w {
-                    return *s;
-                }
-                ticket -= w;
-            }
-            candidates[0]
-        }
-        Strategy::QuotaFailover => *candidates
-            .iter()
-            .min_by_key(|s| {
-                key(**s).map_or((0, u64::MAX, u64::MAX, u64::MAX), |k| {
-                    // Most remaining first (unknown counts as plenty), then fewest rate limits,
-                    // errors and requests.
-                    let remaining = k.estimated_remaining(now).unwrap_or(u64::MAX);
-                    (u64::MAX - remaining, k.counters.rate_limits, k.counters.errors, k.counters.total_requests)
-                })
-            })
-            .unwrap_or(&candidates[0]),
+        Strategy::Random | Strategy::Weighted => [0; 4],
+    }
+}
+
+/// A ready key's share in a random draw: its weight under `weighted`, 1 otherwise.
+pub fn draw_weight(strategy: Strategy, key: &KeySlot) -> u64 {
+    match strategy {
+        Strategy::Weighted => key.weight.into(),
+        _ => 1,
     }
 }
