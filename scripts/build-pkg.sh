@@ -15,7 +15,7 @@ npx --no-install wasm-opt -Oz \
   --enable-sign-ext --enable-reference-types --enable-multivalue \
   "$out/wasm/poolswitch_bg.wasm" -o "$out/wasm/poolswitch_bg.wasm"
 
-cp js/src/client.js js/src/node.js js/src/browser.js js/src/workerd.js "$out/esm/"
+cp js/src/client.js js/src/task.js js/src/node.js js/src/browser.js js/src/workerd.js "$out/esm/"
 # CommonJS: the same wrapper and glue, bundled into one file that loads the same .wasm.
 cp js/src/node-cjs.js "$out/esm/node-cjs.js"
 npx --no-install esbuild "$out/esm/node-cjs.js" --bundle --format=cjs --platform=node --target=node20 \

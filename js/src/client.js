@@ -1,6 +1,8 @@
 // PoolSwitchClient: the JS face of the wasm pool, shared by every runtime's entry point.
 // The entry points only load the wasm their own way and call useWasm().
 
+import { flatText, runTask } from "./task.js";
+
 let WasmPool;
 
 /** Called once by each entry point with the loaded wasm-bindgen exports. */
@@ -15,53 +17,6 @@ export class PoolSwitchError extends Error {
     this.name = "PoolSwitchError";
     for (const [k, v] of Object.entries(fields)) if (v !== undefined) this[k] = v;
   }
-}
-
-const LIMIT_HEADER = /ratelimit|^retry-after/;
-
-// One attempt, called by the core with the request context it was given.
-async function send(ctx, method, url, flatHeaders, attemptSignal) {
-  // A plain record is cheaper for fetch than a Headers object; repeated names are joined.
-  const headers = {};
-  for (let i = 0; i < flatHeaders.length; i += 2) {
-    const name = flatHeaders[i];
-    headers[name] = name in headers ? `${headers[name]}, ${flatHeaders[i + 1]}` : flatHeaders[i + 1];
-  }
-  const signal = ctx.signal && attemptSignal ? AbortSignal.any([ctx.signal, attemptSignal]) : (ctx.signal ?? attemptSignal);
-  // Redirects are not followed: a redirect to another origin would carry the key there.
-  const init = { method, headers, signal, redirect: "manual" };
-  if (ctx.body !== undefined && ctx.body !== null) init.body = ctx.body;
-  const response = await ctx.fetch(url, init);
-  const limits = [];
-  for (const [name, value] of response.headers) if (LIMIT_HEADER.test(name)) limits.push(name, value);
-  return [response, response.status, limits];
-}
-
-// Reads the start of an error body for classification; the caller still gets the whole body.
-async function peek(response, limit) {
-  if (!response.body) return new Uint8Array(0);
-  const reader = response.clone().body.getReader();
-  const chunks = [];
-  let total = 0;
-  try {
-    while (total < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      total += value.byteLength;
-    }
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  const out = new Uint8Array(Math.min(total, limit));
-  let at = 0;
-  for (const c of chunks) {
-    const part = c.subarray(0, out.length - at);
-    out.set(part, at);
-    at += part.length;
-    if (at >= out.length) break;
-  }
-  return out;
 }
 
 function scrub(text, secrets) {
@@ -109,6 +64,10 @@ function flatQuery(query) {
   return out;
 }
 
+function isOneShot(body) {
+  return isStream(body) || (typeof FormData !== "undefined" && body instanceof FormData);
+}
+
 function isStream(body) {
   return body && typeof body === "object" && typeof body.getReader === "function";
 }
@@ -137,11 +96,15 @@ async function readPayload(response) {
   return { text, data: undefined };
 }
 
-// Passes a successful body through chunk by chunk, unbuffered, and reports a break mid-way
-// (the caller sees the error on its reader; the pool counts it against the key).
+// Passes a successful streamed body through chunk by chunk, unbuffered, and reports a break
+// mid-way (the caller sees the error on its reader; the pool counts it against the key).
+// Bodies of declared length (a plain JSON answer) are handed over as they are: the wrapper
+// stream costs about as much CPU as the whole pool in Node, and breaks mid-way are what
+// streamed (SSE, chunked) answers suffer.
 function monitored(response, onBreak, signal) {
   const s = response.status;
   if (!response.body || s < 200 || s > 299 || s === 204 || s === 205) return response;
+  if (response.headers.has("content-length")) return response;
   const reader = response.body.getReader();
   const body = new ReadableStream(
     {
@@ -188,7 +151,7 @@ export class PoolSwitchClient {
     }
     this.#secrets = keyValues(config.keys);
     try {
-      this.#pool = new WasmPool(config, send, peek);
+      this.#pool = new WasmPool(config);
     } catch (e) {
       throw toError(e, this.#secrets);
     }
@@ -208,45 +171,40 @@ export class PoolSwitchClient {
         body = JSON.stringify(opts.json);
         if (!headers.has("content-type")) headers.set("content-type", "application/json");
       }
-      body = await replayableBody(body, headers);
+      if (isOneShot(body)) body = await replayableBody(body, headers);
     } catch (e) {
       throw toError(e, this.#secrets);
     }
-    const flatHeaders = [];
-    for (const [k, v] of headers) flatHeaders.push(k, v);
     const signal = opts.signal;
-    const ctx = { fetch: this.#fetch, body, signal, aborted: undefined };
-    let onAbort;
-    if (signal) {
-      signal.throwIfAborted();
-      ctx.aborted = new Promise((_, reject) => {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-      ctx.aborted.catch(() => {});
+    if (signal) signal.throwIfAborted();
+    let task;
+    try {
+      const flat = [];
+      for (const [k, v] of headers) flat.push(k, v);
+      task = this.#pool.start(String(method), path, flatText(flat), flatText(flatQuery(opts.query)), opts.timeoutMs);
+    } catch (e) {
+      throw toError(e, this.#secrets);
     }
     try {
-      const reply = await this.#pool.request(String(method), path, flatHeaders, flatQuery(opts.query), opts.timeoutMs, ctx);
+      const reply = await runTask(this.#pool, task, { fetch: this.#fetch, body, signal });
       if (monitor) reply.response = monitored(reply.response, () => this.#streamBroke(reply.keyId), signal);
       return reply;
     } catch (e) {
       if (signal && signal.aborted && e === signal.reason) throw e;
       throw toError(e, this.#secrets);
-    } finally {
-      if (onAbort) signal.removeEventListener("abort", onAbort);
     }
   }
 
-  /**
-   * Sends a request through the pool. A 2xx answer resolves to parsed JSON (text otherwise,
-   * or the `Response` itself with `stream: true`); anything else rejects with PoolSwitchError.
-   */
   #streamBroke(keyId) {
     try {
       this.#pool.recordStreamError(keyId);
     } catch {} // the key may have been removed since
   }
 
+  /**
+   * Sends a request through the pool. A 2xx answer resolves to parsed JSON (text otherwise,
+   * or the `Response` itself with `stream: true`); anything else rejects with PoolSwitchError.
+   */
   async request(method, path, opts = {}) {
     // Parsed answers are read here, so only a handed-over stream needs the monitor.
     const reply = await this.#dispatch(method, path, opts, Boolean(opts.stream));

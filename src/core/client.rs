@@ -124,6 +124,13 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
         *self.listener.borrow_mut() = listener;
     }
 
+    /// Emits events built only when someone listens (the hot path builds two per request).
+    fn emit_with(&self, make: impl FnOnce() -> EventBuffer) {
+        if self.listener.borrow().is_some() {
+            self.emit(make());
+        }
+    }
+
     fn emit(&self, events: EventBuffer) {
         if events.is_empty() {
             return;
@@ -315,7 +322,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
                     return Err(e);
                 }
             };
-            self.emit(vec![PoolEvent::Request { key_id: key_id.clone(), attempt: attempts, method: req.method.to_string() }]);
+            self.emit_with(|| vec![PoolEvent::Request { key_id: key_id.clone(), attempt: attempts, method: req.method.to_string() }]);
 
             let guard = AttemptGuard { pool: &self.pool, slot, started_ms: now, armed: true };
             let result = self.send_with_timeout(wire, timeout_ms).await;
@@ -371,7 +378,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
             if !outcome.is_key_fault() {
                 let status = reply.response.status;
                 let elapsed_ms = self.clock.now_ms().saturating_sub(started);
-                self.emit(vec![PoolEvent::Success { key_id: reply.key_id.clone(), status, attempts, elapsed_ms }]);
+                self.emit_with(|| vec![PoolEvent::Success { key_id: reply.key_id.clone(), status, attempts, elapsed_ms }]);
             }
             return Ok(reply);
         }

@@ -4,8 +4,7 @@ use js_sys::{Object, Reflect};
 use serde::{de::DeserializeOwned, Serialize};
 use wasm_bindgen::JsValue;
 
-use super::transport::JsBody;
-use crate::core::{ConfigError, PoolError, Reply};
+use crate::core::{ConfigError, PoolError};
 
 /// Deserializes a JS value, naming the field on error.
 pub fn from_js<T: DeserializeOwned>(v: JsValue) -> Result<T, ConfigError> {
@@ -38,7 +37,7 @@ fn camel_case(path: &str) -> String {
         if c == '_' {
             upper = true;
         } else if upper {
-            out.extend(c.to_uppercase());
+            out.push(c.to_ascii_uppercase());
             upper = false;
         } else {
             out.push(c);
@@ -75,16 +74,5 @@ pub fn pool_error(e: &PoolError) -> JsValue {
         ("keyId", key_id.map_or(JsValue::UNDEFINED, JsValue::from_str)),
         ("retryAt", opt_num(retry_at)),
         ("afterMs", opt_num(after_ms)),
-    ])
-}
-
-/// `{ response, keyId, attempts, outcome, retryAt? }`.
-pub fn reply_to_js(r: Reply<JsBody>) -> JsValue {
-    object(&[
-        ("response", r.response.body.response),
-        ("keyId", r.key_id.as_str().into()),
-        ("attempts", JsValue::from_f64(r.attempts as f64)),
-        ("outcome", r.outcome.as_str().into()),
-        ("retryAt", opt_num(r.retry_at_ms)),
     ])
 }

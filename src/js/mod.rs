@@ -1,29 +1,35 @@
 //! The wasm-bindgen binding for Node, browsers and workerd.
 //!
 //! Only the small JS wrapper in `js/` calls this; users see `PoolSwitchClient`. The host's
-//! `fetch` stays on the JS side: the wrapper hands the core a `send` function and keeps
-//! request bodies and abort signals in a per-request context, so bodies never cross into wasm.
+//! `fetch` stays on the JS side, and so do request bodies, responses and abort signals: the
+//! wrapper drives each request as a task, starting the operations each step asks for (see
+//! [`ops`]) and reporting back when they finish.
 
 mod convert;
+mod ops;
 mod time;
 mod transport;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::fmt::Write;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
-use futures_lite::future;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use js_sys::{Array, Function, Promise};
+use js_sys::Function;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use crate::core::{KeyConfig, PoolClient, PoolConfig, PoolError, PoolEvent, PoolSnapshot, Request, SeededRng};
-use convert::{config_error, from_js, pool_error, reply_to_js, to_js};
+use crate::core::{KeyConfig, PoolClient, PoolConfig, PoolError, PoolEvent, PoolSnapshot, Reply, Request, SeededRng};
+use convert::{config_error, from_js, pool_error, to_js};
+use ops::{OpResult, Ops, US};
 use time::{JsClock, JsSleeper};
-use transport::JsTransport;
+use transport::{parse_headers, JsBody, JsTransport};
 
 type Client = PoolClient<JsTransport, JsClock, JsSleeper, SeededRng<fn() -> u64>>;
+type Task = Pin<Box<dyn Future<Output = Result<Reply<JsBody>, PoolError>>>>;
 
 fn seed() -> u64 {
     // Drawn on first use, never at module scope (workerd forbids randomness there).
@@ -36,54 +42,105 @@ fn seed() -> u64 {
 #[wasm_bindgen]
 pub struct WasmPool {
     client: Rc<Client>,
-    contexts: Rc<RefCell<HashMap<u64, JsValue>>>,
-    next_tag: Cell<u64>,
+    ops: Rc<Ops>,
+    tasks: RefCell<HashMap<u32, Task>>,
+    next_task: Cell<u32>,
 }
 
 #[wasm_bindgen]
 impl WasmPool {
-    /// `config`: the options object (snake_case or camelCase). `send(ctx, method, url, headers,
-    /// signal)` performs one attempt and resolves to `[response, status, limitHeaders]`;
-    /// `peek(response, limit)` reads the start of an error body without consuming it.
+    /// `config`: the options object (snake_case or camelCase).
     #[wasm_bindgen(constructor)]
-    pub fn new(config: JsValue, send: Function, peek: Function) -> Result<WasmPool, JsValue> {
+    pub fn new(config: JsValue) -> Result<WasmPool, JsValue> {
         let config: PoolConfig = from_js(config).map_err(|e| config_error(&e))?;
-        let contexts = Rc::new(RefCell::new(HashMap::new()));
-        let transport = JsTransport::new(send, peek, contexts.clone());
+        let ops = Rc::new(Ops::default());
+        let transport = JsTransport::new(ops.clone());
+        let sleeper = JsSleeper::new(ops.clone());
         let client =
-            PoolClient::new(&config, transport, JsClock, JsSleeper, SeededRng::new(seed as fn() -> u64)).map_err(|e| config_error(&e))?;
-        Ok(WasmPool { client: Rc::new(client), contexts, next_tag: Cell::new(1) })
+            PoolClient::new(&config, transport, JsClock, sleeper, SeededRng::new(seed as fn() -> u64)).map_err(|e| config_error(&e))?;
+        Ok(WasmPool { client: Rc::new(client), ops, tasks: RefCell::new(HashMap::new()), next_task: Cell::new(0) })
     }
 
-    /// Sends one request through the pool. `headers` is a flat `[name, value, …]` array,
-    /// `query` likewise. `ctx` is the wrapper's per-request context (`signal`, `aborted`, `body`).
-    /// Resolves to `{ response, keyId, attempts, outcome, retryAt }`; rejects with an error object.
-    pub fn request(&self, method: String, path: String, headers: Array, query: Array, timeout_ms: Option<f64>, ctx: JsValue) -> Promise {
+    /// Starts a request and returns its task id; [`WasmPool::step`] gives its first step.
+    /// `headers` and `query` are flat `name US value US …` text. Throws an error object for a
+    /// request that cannot be sent.
+    pub fn start(&self, method: &str, path: String, headers: &str, query: &str, timeout_ms: Option<f64>) -> Result<u32, JsValue> {
+        let task = self.next_task.get().wrapping_add(1);
+        self.next_task.set(task);
+        let req = build_request(method, path, headers, query, timeout_ms, task).map_err(|e| pool_error(&e))?;
         let client = self.client.clone();
-        let contexts = self.contexts.clone();
-        let tag = self.next_tag.get();
-        self.next_tag.set(tag + 1);
-        let aborted = js_sys::Reflect::get(&ctx, &"aborted".into()).ok().filter(|v| v.is_instance_of::<Promise>());
-        contexts.borrow_mut().insert(tag, ctx);
-        future_to_promise(async move {
-            let result = match build_request(&method, path, &headers, &query, timeout_ms, tag) {
-                Ok(req) => {
-                    let work = async { client.request(req).await.map(reply_to_js).map_err(|e| pool_error(&e)) };
-                    // The caller's abort wins over whatever the request is doing; dropping the
-                    // request future aborts its in-flight fetch and books the attempt as cancelled.
-                    match aborted {
-                        Some(p) => {
-                            future::or(async { Err(JsFuture::from(Promise::from(p)).await.err().unwrap_or(JsValue::UNDEFINED)) }, work)
-                                .await
-                        }
-                        None => work.await,
-                    }
-                }
-                Err(e) => Err(pool_error(&e)),
-            };
-            contexts.borrow_mut().remove(&tag);
-            result
-        })
+        self.tasks.borrow_mut().insert(task, Box::pin(async move { client.request(req).await }));
+        Ok(task)
+    }
+
+    /// Polls task `task` and returns its step: records separated by RS, the first `P`
+    /// (pending) or `D US responseOp US keyId US attempts US outcome US retryAt` (done), then
+    /// the operations to start (`S`, `T`, `K`) or cancel (`C`). Throws the request's error
+    /// object when it failed.
+    pub fn step(&self, task: u32) -> Result<String, JsValue> {
+        // Out of the map while polled: an event listener may start or step another request.
+        let Some(mut future) = self.tasks.borrow_mut().remove(&task) else { return Err(unknown_task()) };
+        let (poll, records) = self.ops.as_task(task, || future.as_mut().poll(&mut Context::from_waker(Waker::noop())));
+        let mut out = String::new();
+        match poll {
+            Poll::Pending => {
+                self.tasks.borrow_mut().insert(task, future);
+                out.push('P');
+            }
+            Poll::Ready(result) => {
+                drop(future);
+                self.ops.clear_task(task);
+                let reply = result.map_err(|e| pool_error(&e))?;
+                let retry_at = reply.retry_at_ms.map(|t| t.to_string()).unwrap_or_default();
+                let _ = write!(
+                    out,
+                    "D{US}{}{US}{}{US}{}{US}{}{US}{retry_at}",
+                    reply.response.body.response_op,
+                    reply.key_id,
+                    reply.attempts,
+                    reply.outcome.as_str()
+                );
+            }
+        }
+        out.push_str(&records);
+        Ok(out)
+    }
+
+    /// Reports that fetch `op` of `task` answered with `status`; `limits` is the flat
+    /// `name US value …` text of its rate-limit headers. Returns the next step.
+    pub fn sent(&self, task: u32, op: u32, status: u16, limits: &str) -> Result<String, JsValue> {
+        self.resume(task, op, OpResult::Sent { status, limits: parse_headers(limits) })
+    }
+
+    /// Reports that fetch `op` failed (no response).
+    pub fn failed(&self, task: u32, op: u32, message: String) -> Result<String, JsValue> {
+        self.resume(task, op, OpResult::Failed(message))
+    }
+
+    /// Reports that timer `op` fired.
+    pub fn slept(&self, task: u32, op: u32) -> Result<String, JsValue> {
+        self.resume(task, op, OpResult::Slept)
+    }
+
+    /// Reports the start of a response body that peek `op` asked for.
+    pub fn peeked(&self, task: u32, op: u32, bytes: Vec<u8>) -> Result<String, JsValue> {
+        self.resume(task, op, OpResult::Peeked(bytes))
+    }
+
+    fn resume(&self, task: u32, op: u32, result: OpResult) -> Result<String, JsValue> {
+        if !self.tasks.borrow().contains_key(&task) {
+            return Err(unknown_task());
+        }
+        self.ops.finish(op, result);
+        self.step(task)
+    }
+
+    /// Drops a request (the caller aborted): an attempt in flight is booked as cancelled. The
+    /// wrapper cancels the task's operations itself.
+    pub fn cancel(&self, task: u32) {
+        let future = self.tasks.borrow_mut().remove(&task);
+        drop(future);
+        self.ops.clear_task(task);
     }
 
     /// Per-key and pool status.
@@ -146,19 +203,17 @@ impl WasmPool {
     }
 }
 
-fn pairs(flat: &Array) -> impl Iterator<Item = (String, String)> + '_ {
-    (0..flat.length() / 2)
-        .map(move |i| (flat.get(2 * i).as_string().unwrap_or_default(), flat.get(2 * i + 1).as_string().unwrap_or_default()))
+fn unknown_task() -> JsValue {
+    pool_error(&PoolError::InvalidRequest("this request has already finished".to_owned()))
 }
 
-fn build_request(
-    method: &str,
-    path: String,
-    headers: &Array,
-    query: &Array,
-    timeout_ms: Option<f64>,
-    tag: u64,
-) -> Result<Request, PoolError> {
+/// Pairs of flat `name US value US …` text.
+fn pairs(flat: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut parts = flat.split(US).filter(|_| !flat.is_empty());
+    std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+}
+
+fn build_request(method: &str, path: String, headers: &str, query: &str, timeout_ms: Option<f64>, tag: u32) -> Result<Request, PoolError> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
     let mut map = HeaderMap::new();
@@ -166,7 +221,7 @@ fn build_request(
         let n = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| PoolError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
         let v =
-            HeaderValue::from_str(&value).map_err(|_| PoolError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
+            HeaderValue::from_str(value).map_err(|_| PoolError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
         map.append(n, v);
     }
     let timeout_ms = match timeout_ms {
@@ -174,5 +229,6 @@ fn build_request(
         Some(ms) if (1.0..=3_600_000.0).contains(&ms) => Some(ms as u64),
         Some(_) => return Err(PoolError::InvalidRequest("timeoutMs must be between 1 and 3600000".into())),
     };
-    Ok(Request { method, path, query: pairs(query).collect(), headers: map, body: None, timeout_ms, tag })
+    let query = pairs(query).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    Ok(Request { method, path, query, headers: map, body: None, timeout_ms, tag: tag.into() })
 }

@@ -1,22 +1,12 @@
-//! Clock and sleep from the JS global scope (not `window`: Node and workers have none).
+//! Clock and sleep for the JS binding. Sleeps are timers the wrapper runs (see
+//! [`super::ops`]); a sleep the core drops (a timeout that lost its race) is cleared, so it
+//! does not keep a Node process alive.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::fmt::Write;
+use std::rc::Rc;
 
-use js_sys::{Function, Promise};
-use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
-
+use super::ops::{Ops, US};
 use crate::core::{Clock, Sleeper};
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &Function, ms: f64) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(id: &JsValue);
-}
 
 /// `Date.now()`.
 pub struct JsClock;
@@ -27,43 +17,23 @@ impl Clock for JsClock {
     }
 }
 
-/// A `setTimeout` promise that clears its timer when dropped, so a per-attempt timeout that
-/// lost its race does not keep a Node process alive.
-pub struct JsSleeper;
-
-struct Sleep {
-    id: JsValue,
-    done: JsFuture,
-    finished: bool,
+pub struct JsSleeper {
+    ops: Rc<Ops>,
 }
 
-impl Future for Sleep {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match Pin::new(&mut self.done).poll(cx) {
-            Poll::Ready(_) => {
-                self.finished = true;
-                Poll::Ready(())
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        if !self.finished {
-            clear_timeout(&self.id);
-        }
+impl JsSleeper {
+    pub fn new(ops: Rc<Ops>) -> Self {
+        Self { ops }
     }
 }
 
 impl Sleeper for JsSleeper {
     async fn sleep(&self, ms: u64) {
-        let mut id = JsValue::UNDEFINED;
-        let promise = Promise::new(&mut |resolve, _reject| {
-            id = set_timeout(&resolve, ms as f64);
-        });
-        Sleep { id, done: JsFuture::from(promise), finished: false }.await
+        // `T id ms`.
+        self.ops
+            .start(|id, r| {
+                let _ = write!(r, "T{US}{id}{US}{ms}");
+            })
+            .await;
     }
 }

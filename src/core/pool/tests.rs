@@ -128,7 +128,6 @@ fn run(strategy: Strategy, rate: Option<f64>, seed: u64) {
     }
 }
 
-
 #[test]
 fn indexed_choice_matches_a_full_scan_for_every_strategy() {
     let strategies = [Strategy::RoundRobin, Strategy::LeastUsed, Strategy::Random, Strategy::Weighted, Strategy::QuotaFailover];
