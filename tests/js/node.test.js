@@ -91,3 +91,32 @@ test("util.inspect of a client shows no key values", async () => {
   const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"] });
   assert.ok(!inspect(client, { showHidden: true, depth: 5 }).includes("sk-node-a-secret"));
 });
+
+test("header and query values with the binding's separator characters are refused before any call", async () => {
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"] });
+  const before = (await control.calls()).length;
+  await assert.rejects(client.get("/v1/models", { query: { q: "a\x1fb" } }), (e) => e.kind === "invalid_request" && /x1f/.test(e.message));
+  await assert.rejects(client.get("/v1/models", { headers: { "x-note": "a\x1eb" } }), (e) => e.kind === "invalid_request");
+  assert.equal((await control.calls()).length, before, "nothing reached the provider");
+  assert.deepEqual(await client.get("/v1/models", { query: { q: "a b" } }).then((r) => typeof r), "object");
+});
+
+test("a timeout timer that lost its race is cleared, and a failed-over response's body is released", async () => {
+  await control.setKeys({ "sk-node-a-secret": { id: "node-a", script: ["rate_limit:1000"] }, "sk-node-b-secret": { id: "node-b" } });
+  const rejected = [];
+  const fetchSpy = async (url, init) => {
+    const r = await fetch(url, init);
+    if (r.status === 429) rejected.push(r);
+    return r;
+  };
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret", "sk-node-b-secret"], strategy: "round_robin", requestTimeoutMs: 60_000, fetch: fetchSpy });
+  const out = await client.post("/v1/chat/completions", { json: { model: "m", messages: [] } });
+  assert.equal(out.choices[0].message.content, "served by node-b");
+  assert.equal(rejected.length, 1);
+  // Cancelled, the body reads as ended at once; left alone, it would still hold the 429 JSON.
+  assert.deepEqual(await rejected[0].body.getReader().read(), { done: true, value: undefined }, "the 429 answer's body was released");
+  // A 60 s timer left behind would show as an active handle keeping the process alive.
+  const timers = process.getActiveResourcesInfo().filter((r) => r === "Timeout");
+  assert.equal(timers.length, 0, `no timer left: ${timers.join(",")}`);
+  await control.setKeys({ "sk-node-a-secret": { id: "node-a" }, "sk-node-b-secret": { id: "node-b" } });
+});
