@@ -72,11 +72,31 @@ function isStream(body) {
   return body && typeof body === "object" && typeof body.getReader === "function";
 }
 
+// A request's headers as flat `[name, value, …]` pairs, names lower-cased: from undefined, a
+// Headers object, an array of pairs or a plain record. The core validates names and values.
+// (A Headers object per request costs more than the whole wrapper in Node.)
+function headerPairs(init) {
+  const out = [];
+  if (init === undefined || init === null) return out;
+  const entries = typeof init[Symbol.iterator] === "function" ? init : typeof init === "object" ? Object.entries(init) : null;
+  if (!entries) throw new TypeError("headers must be a Headers object, an array of pairs or a record");
+  for (const pair of entries) {
+    if (!pair || pair.length !== 2) throw new TypeError("each header must be a [name, value] pair");
+    out.push(String(pair[0]).toLowerCase(), String(pair[1]).trim());
+  }
+  return out;
+}
+
+function hasHeader(pairs, name) {
+  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return true;
+  return false;
+}
+
 // Bodies are resent on failover, so one-shot bodies (streams, form data) are read once here.
 async function replayableBody(body, headers) {
   if (typeof FormData !== "undefined" && body instanceof FormData) {
     const encoded = new Request("http://localhost/", { method: "POST", body });
-    if (!headers.has("content-type")) headers.set("content-type", encoded.headers.get("content-type"));
+    if (!hasHeader(headers, "content-type")) headers.push("content-type", encoded.headers.get("content-type"));
     return new Uint8Array(await encoded.arrayBuffer());
   }
   if (isStream(body)) return new Uint8Array(await new Response(body).arrayBuffer());
@@ -165,11 +185,11 @@ export class PoolSwitchClient {
     let headers;
     let body = opts.body;
     try {
-      headers = new Headers(opts.headers);
+      headers = headerPairs(opts.headers);
       if (opts.json !== undefined) {
         if (body !== undefined) throw new TypeError("json and body cannot both be given");
         body = JSON.stringify(opts.json);
-        if (!headers.has("content-type")) headers.set("content-type", "application/json");
+        if (!hasHeader(headers, "content-type")) headers.push("content-type", "application/json");
       }
       if (isOneShot(body)) body = await replayableBody(body, headers);
     } catch (e) {
@@ -179,9 +199,7 @@ export class PoolSwitchClient {
     if (signal) signal.throwIfAborted();
     let task;
     try {
-      const flat = [];
-      for (const [k, v] of headers) flat.push(k, v);
-      task = this.#pool.start(String(method), path, flatText(flat), flatText(flatQuery(opts.query)), opts.timeoutMs);
+      task = this.#pool.start(String(method), path, flatText(headers), flatText(flatQuery(opts.query)), opts.timeoutMs);
     } catch (e) {
       throw toError(e, this.#secrets);
     }

@@ -5,7 +5,7 @@
 
 const RS = "\x1e";
 const US = "\x1f";
-const LIMIT_HEADER = /ratelimit|^retry-after/;
+let limitHeaders; // the core's list (src/core/limits.rs), read once
 
 /** `[name, value, …]` pairs as the flat text the core reads. */
 export function flatText(pairs) {
@@ -53,16 +53,21 @@ async function peek(response, limit) {
  */
 export function runTask(pool, task, ctx) {
   return new Promise((resolve, reject) => {
-    const live = new Map(); // op id → { abort?, timer? } while the core waits for it
-    const responses = new Map(); // fetch op id → Response
+    // Arrays, not Maps: a request has one or two operations, and every object held while it
+    // is in flight costs garbage-collector time in proportion.
+    const live = []; // { id, abort?, timer? } while the core waits for it
+    const responses = []; // [fetch op id, Response]
     let finished = false;
+    const settle = (id) => {
+      const i = live.findIndex((op) => op.id === id);
+      return i >= 0 && live.splice(i, 1)[0];
+    };
 
     // Frees the connections of responses the caller will not get (failed-over attempts).
     const end = (keep) => {
       finished = true;
-      for (const op of live.values()) cancelOp(op);
-      live.clear();
-      for (const r of responses.values()) if (r !== keep && r.body && !r.bodyUsed) r.body.cancel().catch(() => {});
+      for (const op of live.splice(0)) cancelOp(op);
+      for (const [, r] of responses) if (r !== keep && r.body && !r.bodyUsed) r.body.cancel().catch(() => {});
       if (ctx.signal) ctx.signal.removeEventListener("abort", onAbort);
     };
     const onAbort = () => {
@@ -85,7 +90,7 @@ export function runTask(pool, task, ctx) {
       for (let i = 1; i < records.length; i++) startOp(records[i].split(US));
       if (records[0] === "P") return;
       const [, op, keyId, attempts, outcome, retryAt] = records[0].split(US);
-      const response = responses.get(Number(op));
+      const response = responses.find(([id]) => id === Number(op))?.[1];
       end(response);
       resolve({ response, keyId, attempts: Number(attempts), outcome, retryAt: retryAt ? Number(retryAt) : undefined });
     };
@@ -94,27 +99,26 @@ export function runTask(pool, task, ctx) {
       const id = Number(f[1]);
       switch (f[0]) {
         case "C": {
-          const op = live.get(id);
+          const op = settle(id);
           if (op) cancelOp(op);
-          live.delete(id);
           return;
         }
-        case "T": {
-          const op = { timer: setTimeout(() => live.delete(id) && advance(() => pool.slept(task, id)), Number(f[2])) };
-          live.set(id, op);
+        case "T":
+          live.push({ id, timer: setTimeout(() => settle(id) && advance(() => pool.slept(task, id)), Number(f[2])) });
+          return;
+        case "K": {
+          live.push({ id });
+          const response = responses.find(([op]) => op === Number(f[2]))?.[1];
+          peek(response, Number(f[3])).then((bytes) => settle(id) && advance(() => pool.peeked(task, id, bytes)));
           return;
         }
-        case "K":
-          live.set(id, {});
-          peek(responses.get(Number(f[2])), Number(f[3])).then((bytes) => live.delete(id) && advance(() => pool.peeked(task, id, bytes)));
-          return;
         case "S":
           return startFetch(id, f);
       }
     }
 
     function startFetch(id, f) {
-      const op = {};
+      const op = { id };
       // A plain record is cheaper for fetch than a Headers object; repeated names are joined.
       const headers = {};
       for (let i = 5; i + 1 < f.length; i += 2) headers[f[i]] = f[i] in headers ? `${headers[f[i]]}, ${f[i + 1]}` : f[i + 1];
@@ -124,7 +128,7 @@ export function runTask(pool, task, ctx) {
         op.abort = new AbortController();
         signal = signal ? AbortSignal.any([signal, op.abort.signal]) : op.abort.signal;
       }
-      live.set(id, op);
+      live.push(op);
       // Redirects are not followed: a redirect to another origin would carry the key there.
       const init = { method: f[3], headers, signal, redirect: "manual" };
       if (ctx.body !== undefined && ctx.body !== null) init.body = ctx.body;
@@ -136,16 +140,22 @@ export function runTask(pool, task, ctx) {
       }
       pending.then(
         (response) => {
-          if (!live.delete(id)) {
+          if (!settle(id)) {
             if (response && response.body) response.body.cancel().catch(() => {});
             return;
           }
-          responses.set(id, response);
+          responses.push([id, response]);
+          // Only the headers the core reads, by name: iterating a fetch Headers object allocates
+          // several KB per response in Node.
+          limitHeaders ??= pool.constructor.limitHeaders().split(US);
           let limits = "";
-          for (const [name, value] of response.headers) if (LIMIT_HEADER.test(name)) limits += (limits ? US : "") + name + US + value;
+          for (const name of limitHeaders) {
+            const value = response.headers.get(name);
+            if (value !== null) limits += (limits ? US : "") + name + US + value;
+          }
           advance(() => pool.sent(task, id, response.status, limits));
         },
-        (e) => live.delete(id) && advance(() => pool.failed(task, id, errorMessage(e))),
+        (e) => settle(id) && advance(() => pool.failed(task, id, errorMessage(e))),
       );
     }
 

@@ -18,7 +18,32 @@ pub struct LimitsReport {
     pub retry_after_ms: Option<u64>,
 }
 
+/// Every response header the core reads. A binding that copies headers out of its host's
+/// response object copies only these (reading all of them costs more in Node's fetch).
+pub const LIMIT_HEADERS: &[&str] = &[
+    "retry-after",
+    "retry-after-ms",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-remaining",
+    "anthropic-ratelimit-output-tokens-reset",
+];
+
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    // Tests run every header kind in debug builds, so a name missing from the list fails them.
+    debug_assert!(LIMIT_HEADERS.contains(&name), "{name} is read but not in LIMIT_HEADERS");
     h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 

@@ -61,6 +61,12 @@ impl WasmPool {
         Ok(WasmPool { client: Rc::new(client), ops, tasks: RefCell::new(HashMap::new()), next_task: Cell::new(0) })
     }
 
+    /// The response headers the core reads, joined by US: the wrapper copies only these.
+    #[wasm_bindgen(js_name = limitHeaders)]
+    pub fn limit_headers() -> String {
+        crate::core::limits::LIMIT_HEADERS.join(&US.to_string())
+    }
+
     /// Starts a request and returns its task id; [`WasmPool::step`] gives its first step.
     /// `headers` and `query` are flat `name US value US …` text. Throws an error object for a
     /// request that cannot be sent.
