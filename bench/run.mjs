@@ -88,6 +88,16 @@ section(`1. Overhead: client.post vs raw fetch to the same mock (3 keys, quota_f
   "",
   "Target: ≥ 0.95× raw fetch throughput at concurrency 32.",
 ]);
+// The pool's own cost, without network noise: an in-process fetch, in a fresh process.
+const w = JSON.parse(execFileSync(process.execPath, [join(ROOT, "bench/wrapper-cost.mjs")], { encoding: "utf8" }));
+section("1b. The pool's own cost per request: an in-process fetch answering on the next macrotask, concurrency 32 (node bench/wrapper-cost.mjs)", [
+  "| call | CPU µs per request (median of 5) | bytes allocated per request |",
+  "| --- | ---: | ---: |",
+  `| in-process fetch + json() (baseline) | ${w.cpuUs.bare.toFixed(1)} | ${w.bytes.bare.toFixed(0)} |`,
+  `| client.post through the pool | ${w.cpuUs.pool.toFixed(1)} | ${w.bytes.pool.toFixed(0)} |`,
+  "",
+  `The pool adds ${(w.cpuUs.pool - w.cpuUs.bare).toFixed(1)} µs of CPU (GC threads included) and ${((w.bytes.pool - w.bytes.bare) / 1024).toFixed(1)} KiB of garbage per request.`,
+]);
 }
 
 // 2. Against the original clients ------------------------------------------------------------

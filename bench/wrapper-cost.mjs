@@ -1,0 +1,57 @@
+// The pool's own cost per request in Node, without a network: `fetch` is an in-process function
+// that answers on the next macrotask, as a socket would. Prints JSON: CPU µs per request
+// (process.cpuUsage, so GC threads count) and bytes allocated per request (the inspector's
+// sampling heap profiler, collected objects included), for a bare call of that fetch + json()
+// and for client.post through the pool. Usage: node bench/wrapper-cost.mjs
+import inspector from "node:inspector/promises";
+import { PoolSwitchClient } from "../pkg/esm/node.js";
+
+const KEYS = ["sk-a", "sk-b", "sk-c"];
+const BODY = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
+const payload = JSON.stringify({ id: "x", choices: [{ message: { role: "assistant", content: "hello" } }] });
+const headers = { "content-type": "application/json", "x-ratelimit-remaining-requests": "100", "x-ratelimit-reset-requests": "1s", "x-request-id": "abc" };
+const localFetch = () => new Promise((resolve) => setImmediate(() => resolve(new Response(payload, { status: 200, headers }))));
+const client = new PoolSwitchClient({ upstreamBaseUrl: "http://127.0.0.1:9", keys: KEYS, strategy: "quota_failover", fetch: localFetch });
+const calls = {
+  bare: () => localFetch("http://127.0.0.1:9/v1/chat/completions", { method: "POST", headers: { authorization: "Bearer sk-a", "content-type": "application/json" }, body: JSON.stringify(BODY) }).then((r) => r.json()),
+  pool: () => client.post("/v1/chat/completions", { json: BODY }),
+};
+
+async function run(call, n, concurrency = 32) {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => { while (next < n) { next++; await call(); } }));
+}
+
+async function cpu(call, n) {
+  const before = process.cpuUsage();
+  await run(call, n);
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / n;
+}
+
+async function allocated(call, n) {
+  const session = new inspector.Session();
+  session.connect();
+  await session.post("HeapProfiler.enable");
+  await session.post("HeapProfiler.startSampling", { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  await run(call, n);
+  const { profile } = await session.post("HeapProfiler.stopSampling");
+  session.disconnect();
+  let total = 0;
+  (function walk(node) {
+    total += node.selfSize;
+    node.children.forEach(walk);
+  })(profile.head);
+  return total / n;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+for (const call of Object.values(calls)) await run(call, 5000); // warm-up: JIT, lazy wasm compilation
+const rounds = { bare: [], pool: [] };
+for (let i = 0; i < 5; i++) for (const [name, call] of Object.entries(calls)) rounds[name].push(await cpu(call, 10000)); // interleaved
+const out = { cpuUs: {}, bytes: {} };
+for (const [name, call] of Object.entries(calls)) {
+  out.cpuUs[name] = median(rounds[name]);
+  out.bytes[name] = await allocated(call, 5000);
+}
+console.log(JSON.stringify(out));
