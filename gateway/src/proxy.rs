@@ -83,7 +83,6 @@ pub async fn handle(request: http::Request<Body>) -> Result<Response<Body>, Erro
         headers: forwardable(&parts.headers),
         body: (!bytes.is_empty()).then_some(bytes),
         timeout_ms: None,
-        tag: 0,
     };
     let base = client.export_state();
     let result = client.request(req).await;

@@ -146,7 +146,6 @@ impl PoolResource {
             headers: header_map(request.headers)?,
             body: request.body.map(Into::into),
             timeout_ms: request.timeout_ms,
-            tag: 0,
         };
         let reply = self.client.request(req).await.map_err(pool_error)?;
         let status = reply.response.status;

@@ -36,13 +36,11 @@ pub struct Request {
     pub body: Option<Bytes>,
     /// Overrides `request_timeout_ms` for this request.
     pub timeout_ms: Option<u64>,
-    /// Opaque value handed to the transport with every attempt (see [`HttpRequest::tag`]).
-    pub tag: u64,
 }
 
 impl Request {
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Self { method, path: path.into(), query: Vec::new(), headers: HeaderMap::new(), body: None, timeout_ms: None, tag: 0 }
+        Self { method, path: path.into(), query: Vec::new(), headers: HeaderMap::new(), body: None, timeout_ms: None }
     }
 
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
@@ -255,7 +253,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
                 url.to_owned()
             }
         };
-        Ok(HttpRequest { method: req.method.clone(), url, headers, body: req.body.clone(), tag: req.tag, cancellable })
+        Ok(HttpRequest { method: req.method.clone(), url, headers, body: req.body.clone(), cancellable })
     }
 
     async fn send_with_timeout(&self, request: HttpRequest, timeout_ms: Option<u64>) -> Result<HttpResponse<T::Body>, Failure> {

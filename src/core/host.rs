@@ -16,9 +16,6 @@ pub struct HttpRequest {
     /// The auth header (if any) is marked sensitive, so `Debug` hides it.
     pub headers: HeaderMap,
     pub body: Option<Bytes>,
-    /// The caller's [`crate::core::Request::tag`], passed through untouched so a binding can
-    /// find its own per-request context (JS keeps request bodies and abort signals there).
-    pub tag: u64,
     /// The core may drop this attempt before it completes (a timeout applies to it), so a host
     /// whose requests outlive their future must make the request abortable.
     pub cancellable: bool,

@@ -73,7 +73,7 @@ impl WasmPool {
     pub fn start(&self, method: &str, path: String, headers: &str, query: &str, timeout_ms: Option<f64>) -> Result<u32, JsValue> {
         let task = self.next_task.get().wrapping_add(1);
         self.next_task.set(task);
-        let req = build_request(method, path, headers, query, timeout_ms, task).map_err(|e| pool_error(&e))?;
+        let req = build_request(method, path, headers, query, timeout_ms).map_err(|e| pool_error(&e))?;
         let client = self.client.clone();
         self.tasks.borrow_mut().insert(task, Box::pin(async move { client.request(req).await }));
         Ok(task)
@@ -219,7 +219,7 @@ fn pairs(flat: &str) -> impl Iterator<Item = (&str, &str)> {
     std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
 }
 
-fn build_request(method: &str, path: String, headers: &str, query: &str, timeout_ms: Option<f64>, tag: u32) -> Result<Request, PoolError> {
+fn build_request(method: &str, path: String, headers: &str, query: &str, timeout_ms: Option<f64>) -> Result<Request, PoolError> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
     let mut map = HeaderMap::new();
@@ -236,5 +236,5 @@ fn build_request(method: &str, path: String, headers: &str, query: &str, timeout
         Some(_) => return Err(PoolError::InvalidRequest("timeoutMs must be between 1 and 3600000".into())),
     };
     let query = pairs(query).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-    Ok(Request { method, path, query, headers: map, body: None, timeout_ms, tag: tag.into() })
+    Ok(Request { method, path, query, headers: map, body: None, timeout_ms })
 }
