@@ -105,15 +105,18 @@ async function replayableBody(body, headers) {
 
 async function readPayload(response) {
   const text = await response.text();
+  return { text, data: parseJson(text, response) };
+}
+
+// The body as JSON when the response says it is JSON and it parses; undefined otherwise.
+function parseJson(text, response) {
   const type = response.headers.get("content-type") || "";
-  if (type.includes("json") && text.length > 0) {
-    try {
-      return { text, data: JSON.parse(text) };
-    } catch {
-      return { text, data: undefined };
-    }
+  if (!type.includes("json") || text.length === 0) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
-  return { text, data: undefined };
 }
 
 // Passes a successful streamed body through chunk by chunk, unbuffered, and reports a break
@@ -230,15 +233,16 @@ export class PoolSwitchClient {
     if (response.status >= 200 && response.status < 300) {
       if (opts.stream) return response;
       if (response.status === 204 || method.toUpperCase() === "HEAD") return null;
-      let payload;
+      let text;
       try {
-        payload = await readPayload(response);
+        text = await response.text();
       } catch (e) {
         if (opts.signal && opts.signal.aborted) throw opts.signal.reason;
         this.#streamBroke(reply.keyId);
         throw new PoolSwitchError(`the response body from key ${reply.keyId} broke off: ${e && e.message}`, { kind: "stream", keyId: reply.keyId, status: response.status, cause: e });
       }
-      return payload.data !== undefined ? payload.data : payload.text;
+      const data = parseJson(text, response);
+      return data !== undefined ? data : text;
     }
     const { text, data } = await readPayload(response);
     const detail = providerMessage(data);
