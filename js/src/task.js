@@ -58,6 +58,7 @@ export function runTask(pool, task, ctx) {
     const live = []; // { id, abort?, timer? } while the core waits for it
     const responses = []; // [fetch op id, Response]
     let finished = false;
+    const responseOf = (op) => responses.find(([id]) => id === op)?.[1];
     const settle = (id) => {
       const i = live.findIndex((op) => op.id === id);
       return i >= 0 && live.splice(i, 1)[0];
@@ -90,7 +91,7 @@ export function runTask(pool, task, ctx) {
       for (let i = 1; i < records.length; i++) startOp(records[i].split(US));
       if (records[0] === "P") return;
       const [, op, keyId, attempts, outcome, retryAt] = records[0].split(US);
-      const response = responses.find(([id]) => id === Number(op))?.[1];
+      const response = responseOf(Number(op));
       end(response);
       resolve({ response, keyId, attempts: Number(attempts), outcome, retryAt: retryAt ? Number(retryAt) : undefined });
     };
@@ -108,8 +109,7 @@ export function runTask(pool, task, ctx) {
           return;
         case "K": {
           live.push({ id });
-          const response = responses.find(([op]) => op === Number(f[2]))?.[1];
-          peek(response, Number(f[3])).then((bytes) => settle(id) && advance(() => pool.peeked(task, id, bytes)));
+          peek(responseOf(Number(f[2])), Number(f[3])).then((bytes) => settle(id) && advance(() => pool.peeked(task, id, bytes)));
           return;
         }
         case "S":
@@ -121,7 +121,7 @@ export function runTask(pool, task, ctx) {
       const op = { id };
       // A plain record is cheaper for fetch than a Headers object; repeated names are joined.
       const headers = {};
-      for (let i = 5; i + 1 < f.length; i += 2) headers[f[i]] = f[i] in headers ? `${headers[f[i]]}, ${f[i + 1]}` : f[i + 1];
+      for (let i = 5; i + 1 < f.length; i += 2) headers[f[i]] = Object.hasOwn(headers, f[i]) ? `${headers[f[i]]}, ${f[i + 1]}` : f[i + 1];
       let signal = ctx.signal;
       if (f[2] === "1") {
         // The core may drop this attempt (a timeout applies): it gets its own signal.

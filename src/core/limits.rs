@@ -52,7 +52,7 @@ fn number(h: &HeaderMap, name: &str) -> Option<u64> {
     v.parse::<u64>().ok().or_else(|| v.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
 }
 
-fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+pub(crate) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, None) => x,

@@ -9,6 +9,7 @@ use super::config::{Strategy, ValidKey};
 use super::events::{EventBuffer, PoolEvent};
 use super::host::Rng;
 use super::index::{KeyIndex, Place, Placement};
+use super::limits::min_opt;
 use super::secret::ApiKey;
 use super::strategy;
 
@@ -165,10 +166,7 @@ impl KeySlot {
     fn window_end(&self, now: u64) -> Option<u64> {
         let req = self.remaining_requests.and(self.requests_reset_at).filter(|t| *t > now);
         let tok = self.remaining_tokens.and(self.tokens_reset_at).filter(|t| *t > now);
-        match (req, tok) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        min_opt(req, tok)
     }
 
     /// Clears rests that have run out, reporting whether the key just came back.

@@ -24,7 +24,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::core::{KeyConfig, PoolClient, PoolConfig, PoolError, PoolEvent, PoolSnapshot, Reply, Request, SeededRng};
 use convert::{config_error, from_js, pool_error, to_js};
-use ops::{OpResult, Ops, US};
+use ops::{pairs, OpResult, Ops, US};
 use time::{JsClock, JsSleeper};
 use transport::{parse_headers, JsBody, JsTransport};
 
@@ -211,12 +211,6 @@ impl WasmPool {
 
 fn unknown_task() -> JsValue {
     pool_error(&PoolError::InvalidRequest("this request has already finished".to_owned()))
-}
-
-/// Pairs of flat `name US value US …` text.
-fn pairs(flat: &str) -> impl Iterator<Item = (&str, &str)> {
-    let mut parts = flat.split(US).filter(|_| !flat.is_empty());
-    std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
 }
 
 fn build_request(method: &str, path: String, headers: &str, query: &str, timeout_ms: Option<f64>) -> Result<Request, PoolError> {

@@ -8,7 +8,7 @@
 //! one string each way per hop and no closure at all.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -43,9 +43,9 @@ pub struct Ops {
     current: Cell<u32>,
     /// Per request: records to hand to the wrapper after the poll (start or cancel).
     pending: RefCell<Vec<(u32, String)>>,
-    results: RefCell<Vec<(u32, OpResult)>>,
-    /// Operations a future still waits for; a late report of any other is dropped.
-    live: RefCell<HashSet<u32>>,
+    /// Every operation a future still waits for, with its result once reported; a report for
+    /// any other (cancelled, already taken) is dropped.
+    waiting: RefCell<HashMap<u32, Option<OpResult>>>,
 }
 
 impl Ops {
@@ -57,13 +57,13 @@ impl Ops {
         describe(id, &mut record);
         let task = self.current.get();
         self.pending.borrow_mut().push((task, record));
-        self.live.borrow_mut().insert(id);
+        self.waiting.borrow_mut().insert(id, None);
         OpFuture { ops: self.clone(), id, task, done: false }
     }
 
     pub fn finish(&self, id: u32, result: OpResult) {
-        if self.live.borrow_mut().remove(&id) {
-            self.results.borrow_mut().push((id, result));
+        if let Some(slot @ None) = self.waiting.borrow_mut().get_mut(&id) {
+            *slot = Some(result);
         }
     }
 
@@ -108,16 +108,12 @@ impl OpFuture {
 impl Future for OpFuture {
     type Output = OpResult;
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<OpResult> {
-        let mut results = self.ops.results.borrow_mut();
-        match results.iter().position(|(id, _)| *id == self.id) {
-            Some(i) => {
-                let (_, result) = results.swap_remove(i);
-                drop(results);
-                self.done = true;
-                Poll::Ready(result)
-            }
-            None => Poll::Pending,
-        }
+        let mut waiting = self.ops.waiting.borrow_mut();
+        let Some(result) = waiting.get_mut(&self.id).and_then(Option::take) else { return Poll::Pending };
+        waiting.remove(&self.id);
+        drop(waiting);
+        self.done = true;
+        Poll::Ready(result)
     }
 }
 
@@ -125,8 +121,13 @@ impl Drop for OpFuture {
     fn drop(&mut self) {
         if !self.done {
             self.ops.pending.borrow_mut().push((self.task, format!("C{US}{}", self.id)));
-            self.ops.live.borrow_mut().remove(&self.id);
-            self.ops.results.borrow_mut().retain(|(id, _)| *id != self.id);
+            self.ops.waiting.borrow_mut().remove(&self.id);
         }
     }
+}
+
+/// Pairs of flat `name US value US …` text (headers, query parameters).
+pub fn pairs(flat: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut parts = flat.split(US);
+    std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
 }

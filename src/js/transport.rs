@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::ops::{OpResult, Ops, US};
+use super::ops::{pairs, OpResult, Ops, US};
 use crate::core::{HttpRequest, HttpResponse, ResponseBody, Transport, TransportError};
 
 pub struct JsTransport {
@@ -39,11 +39,11 @@ impl ResponseBody for JsBody {
     }
 }
 
-/// Flat `name US value US …` text, as the wrapper sends rate-limit headers.
+/// Flat `name US value US …` text, as the wrapper sends rate-limit headers; a header the
+/// host passed that is not valid is skipped.
 pub fn parse_headers(flat: &str) -> HeaderMap {
     let mut map = HeaderMap::new();
-    let mut parts = flat.split(US);
-    while let (Some(n), Some(v)) = (parts.next(), parts.next()) {
+    for (n, v) in pairs(flat) {
         if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(v)) {
             map.append(n, v);
         }
