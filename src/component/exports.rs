@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::HeaderMap;
 
 use super::host::{client, WasiClient};
 use crate::core::{self, ConfigError, KeyConfig, KeyState, Outcome, PoolConfig, PoolError, PoolSnapshot, Strategy};
@@ -105,18 +105,6 @@ fn config_from(c: wit::Config) -> Result<PoolConfig, wit::Error> {
     Ok(config)
 }
 
-fn header_map(pairs: Vec<(String, String)>) -> Result<HeaderMap, wit::Error> {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        let n = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| wit::Error::InvalidRequest(format!("`{name}` is not a valid header name")))?;
-        let v =
-            HeaderValue::from_str(&value).map_err(|_| wit::Error::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
-        map.append(n, v);
-    }
-    Ok(map)
-}
-
 fn header_pairs(map: &HeaderMap) -> Vec<(String, String)> {
     map.iter().map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
 }
@@ -137,16 +125,11 @@ fn snapshot(json: &str) -> Result<PoolSnapshot, wit::Error> {
 
 impl PoolResource {
     async fn send(&self, request: wit::Request) -> Result<wit::Response, wit::Error> {
-        let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| wit::Error::InvalidRequest(format!("`{}` is not an HTTP method", request.method)))?;
-        let req = core::Request {
-            method,
-            path: request.path,
-            query: request.query,
-            headers: header_map(request.headers)?,
-            body: request.body.map(Into::into),
-            timeout_ms: request.timeout_ms,
-        };
+        let headers = request.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        let mut req = core::Request::parse(&request.method, request.path, headers).map_err(pool_error)?;
+        req.query = request.query;
+        req.body = request.body.map(Into::into);
+        req.timeout_ms = request.timeout_ms;
         let reply = self.client.request(req).await.map_err(pool_error)?;
         let status = reply.response.status;
         let headers = header_pairs(&reply.response.headers);

@@ -43,6 +43,22 @@ impl Request {
         Self { method, path: path.into(), query: Vec::new(), headers: HeaderMap::new(), body: None, timeout_ms: None }
     }
 
+    /// A request from a binding's plain values: the method by name (any case) and header
+    /// pairs, each checked, so every binding refuses bad input with the same typed error.
+    pub fn parse<'a>(method: &str, path: String, headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, PoolError> {
+        let parsed = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
+        let mut req = Self::new(parsed, path);
+        for (name, value) in headers {
+            let n = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| PoolError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| PoolError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
+            req.headers.append(n, v);
+        }
+        Ok(req)
+    }
+
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = Some(body.into());
         self

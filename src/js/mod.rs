@@ -18,7 +18,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
@@ -214,21 +213,12 @@ fn unknown_task() -> JsValue {
 }
 
 fn build_request(method: &str, path: String, headers: &str, query: &str, timeout_ms: Option<f64>) -> Result<Request, PoolError> {
-    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs(headers) {
-        let n = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| PoolError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
-        let v =
-            HeaderValue::from_str(value).map_err(|_| PoolError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
-        map.append(n, v);
-    }
-    let timeout_ms = match timeout_ms {
+    let mut req = Request::parse(method, path, pairs(headers))?;
+    req.timeout_ms = match timeout_ms {
         None => None,
         Some(ms) if (1.0..=3_600_000.0).contains(&ms) => Some(ms as u64),
         Some(_) => return Err(PoolError::InvalidRequest("timeoutMs must be between 1 and 3600000".into())),
     };
-    let query = pairs(query).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-    Ok(Request { method, path, query, headers: map, body: None, timeout_ms })
+    req.query = pairs(query).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    Ok(req)
 }
