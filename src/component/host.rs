@@ -73,11 +73,21 @@ impl Transport for WasiTransport {
         if let Some(headers) = builder.headers_mut() {
             *headers = request.headers;
         }
-        let body: Body = request.body.map(Body::from).unwrap_or_else(Body::empty);
-        let outgoing = builder.body(body).map_err(|e| TransportError::new(e.to_string()))?;
+        let outgoing = builder.body(request_body(request.body)).map_err(|e| TransportError::new(e.to_string()))?;
         let response = self.client.send(outgoing).await.map_err(|e| TransportError::new(e.to_string()))?;
         let (parts, body) = response.into_parts();
         Ok(HttpResponse { status: parts.status.as_u16(), headers: parts.headers, body: WasiBody::Streaming(body) })
+    }
+}
+
+/// The outgoing body of a request. Without content, nothing is written: only `finish` is called on
+/// the outgoing body. (wstd's `Body::empty()` writes zero bytes first; that write's `check-write`
+/// fails with `closed` once Wasmtime's client has dropped the body channel of a body-less request,
+/// which it may do as soon as the request head is sent, and wstd reports it as a connection reset.)
+pub fn request_body(content: Option<Bytes>) -> Body {
+    match content {
+        Some(bytes) if !bytes.is_empty() => Body::from(bytes),
+        _ => Body::from_http_body(http_body_util::Empty::<Bytes>::new()),
     }
 }
 

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { scenarios, mockControl } from "../scenarios/scenarios.js";
 import { startMock, ROOT } from "../js/mock.js";
-import { componentApi } from "./jco-adapter.js";
+import { componentApi } from "./wit-api.js";
 
 // What the WIT interface has no counterpart for: fetch, AbortSignal, events, streams.
 const NOT_IN_WIT = {

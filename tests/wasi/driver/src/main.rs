@@ -13,11 +13,9 @@ fn main() {
         if only.as_deref().is_some_and(|o| o != *name) {
             continue;
         }
-        let result = run(&url);
-        let host_reset = scenarios::host_reset_since_last();
-        let line = match result {
-            Ok(()) => serde_json::json!({ "name": name, "ok": true, "hostReset": host_reset }),
-            Err(e) => serde_json::json!({ "name": name, "ok": false, "error": e, "hostReset": host_reset }),
+        let line = match run(&url) {
+            Ok(()) => serde_json::json!({ "name": name, "ok": true }),
+            Err(e) => serde_json::json!({ "name": name, "ok": false, "error": e }),
         };
         println!("{line}");
     }

@@ -1,7 +1,5 @@
 //! The scenarios. Each registers fresh keys with the mock and checks what the pool does.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{json, Value};
@@ -42,42 +40,14 @@ pub const ALL: &[Scenario] = &[
     ("state exports and imports", state),
 ];
 
-// Wasmtime's wasi:http client resets some connections of an instance that makes many requests
-// (seen with wasmtime 48 `run` and wasmtime-py 50, not with `serve` or jco). A scenario run that
-// met one is reported as such, so the runner can tell a host reset from a wrong verdict.
-thread_local! {
-    static POOLS: RefCell<Vec<Rc<Pool>>> = const { RefCell::new(Vec::new()) };
-    static CONTROL_RESETS: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Whether the host reset a connection during the scenario just run: the mock's control calls
-/// needed a retry, or a pool booked an attempt without an answer (the mock never drops a
-/// connection in these scenarios, so every such attempt is the host's reset).
-pub fn host_reset_since_last() -> bool {
-    let pools: Vec<Rc<Pool>> = POOLS.with(|p| p.borrow_mut().drain(..).collect());
-    let control = CONTROL_RESETS.with(|c| c.replace(0));
-    let unanswered: u64 = pools.iter().flat_map(|p| p.status().keys).map(|k| k.network_error_count).sum();
-    control > 0 || unanswered > 0
-}
-
 fn http(method: &str, url: &str, body: Option<String>) -> Result<Value, String> {
-    let mut last = String::new();
-    for _ in 0..5 {
-        match http_once(method, url, body.clone()) {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                CONTROL_RESETS.with(|c| c.set(c.get() + 1));
-                last = e;
-            }
-        }
-    }
-    Err(last)
-}
-
-fn http_once(method: &str, url: &str, body: Option<String>) -> Result<Value, String> {
     wstd::runtime::block_on(async {
         let req = http::Request::builder().method(method).uri(url).header("content-type", "application/json");
-        let body: wstd::http::Body = body.map(Into::into).unwrap_or_else(wstd::http::Body::empty);
+        // Without content nothing is written, only `finish` (see src/component/host.rs).
+        let body = match body {
+            Some(text) => wstd::http::Body::from(text),
+            None => wstd::http::Body::from_http_body(wstd::http::body::util::Empty::<wstd::http::body::Bytes>::new()),
+        };
         let req = req.body(body).map_err(|e| e.to_string())?;
         let mut res = wstd::http::Client::new().send(req).await.map_err(|e| e.to_string())?;
         let text = res.body_mut().str_contents().await.map_err(|e| e.to_string())?.to_owned();
@@ -137,10 +107,8 @@ fn config(mock: &str, keys: Vec<KeyConfig>) -> Config {
     }
 }
 
-fn pool(c: Config) -> Result<Rc<Pool>, String> {
-    let p = Rc::new(Pool::create(&c).map_err(|e| format!("create failed: {e:?}"))?);
-    POOLS.with(|ps| ps.borrow_mut().push(p.clone()));
-    Ok(p)
+fn pool(c: Config) -> Result<Pool, String> {
+    Pool::create(&c).map_err(|e| format!("create failed: {e:?}"))
 }
 
 fn round_robin(mock: &str) -> Check {
