@@ -24,6 +24,13 @@ need_cargo_tool() { # binary crate version
 if [ "${POOLSWITCH_SKIP_WASI_TOOLS:-}" != 1 ]; then
   need_cargo_tool wasmtime wasmtime-cli 48.0.8
   need_cargo_tool wac wac-cli 0.12.0
+  # The Python WASI host of the tests (tests/wasi/python_host.py): PyPI's wasmtime at the version
+  # pinned in tests/wasi/requirements.txt, in the venv target/python.
+  wasmtime_py=$(sed -n 's/^wasmtime==//p' tests/wasi/requirements.txt)
+  if ! target/python/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('wasmtime') != '$wasmtime_py')" 2>/dev/null; then
+    python3 -m venv target/python
+    target/python/bin/pip install --quiet --disable-pip-version-check -r tests/wasi/requirements.txt
+  fi
 fi
 
 # npm tools (esbuild, binaryen's wasm-opt, miniflare, playwright-core, typescript), as locked.

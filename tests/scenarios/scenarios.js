@@ -1,6 +1,7 @@
-// One scenario suite for every host (Node, headless Chromium, workerd, WASI via jco): each
-// scenario drives the package against the mock provider over real HTTP and throws on failure.
-// Only web-standard APIs are used here, so the same file runs everywhere.
+// One scenario suite for every host (Node, headless Chromium, workerd; the WASI component under jco
+// and Wasmtime through tests/wasi/wit-api.js): each scenario drives the package against the mock
+// provider over real HTTP and throws on failure. Only web-standard APIs are used here, so the same
+// file runs everywhere.
 
 export class ScenarioFailure extends Error {}
 
@@ -61,6 +62,15 @@ async function keys(mock, specs) {
   return { list, values: list.map((k) => k.value), calls, run };
 }
 
+function refusesConfigs({ PoolSwitchClient, PoolSwitchError }, cases) {
+  for (const [config, field] of cases) {
+    const e = throws(() => new PoolSwitchClient(config), field);
+    check(e instanceof PoolSwitchError, `${field}: PoolSwitchError`);
+    equal([e.kind, e.field], ["invalid_config", field], field);
+    check(!e.message.includes("sk-secret"), `${field}: no key in message: ${e.message}`);
+  }
+}
+
 const chat = { json: { model: "mock-model", messages: [{ role: "user", content: "hi" }] } };
 
 export const scenarios = {
@@ -103,8 +113,7 @@ export const scenarios = {
 
   async "quota_exhausted fails over at once and cools the key for cooldownSeconds"({ PoolSwitchClient }, mock) {
     const k = await keys(mock, { a: { script: ["quota"] }, b: {} });
-    const events = [];
-    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list, strategy: "round_robin", cooldownSeconds: 120, onEvent: (e) => events.push(e) });
+    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list, strategy: "round_robin", cooldownSeconds: 120 });
     const before = Date.now();
     const out = await client.post("/v1/chat/completions", chat);
     check(out.choices[0].message.content.endsWith("-b"), "served by b");
@@ -113,7 +122,6 @@ export const scenarios = {
     check(a.cooldownUntil >= before + 120_000 && a.cooldownUntil <= Date.now() + 120_000, "cooldown lasts cooldownSeconds");
     for (let i = 0; i < 3; i++) await client.get("/v1/models");
     equal((await k.calls()).map((c) => c.keyId), ["a", "b", "b", "b", "b"], "a is skipped while cooling");
-    equal(events.filter((e) => e.type === "failover").map((e) => [e.fromKeyId, e.reason]), [["a", "quota_exhausted"]], "failover event");
   },
 
   async "a rate limit cools the key for the provider's retry-after"({ PoolSwitchClient }, mock) {
@@ -128,13 +136,23 @@ export const scenarios = {
 
   async "with one key, Retry-After is waited out and the call succeeds"({ PoolSwitchClient }, mock) {
     const k = await keys(mock, { a: { script: ["rate_limit:300"] } });
-    const retries = [];
-    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list, onEvent: (e) => e.type === "retry" && retries.push(e) });
+    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list });
     const out = await client.get("/v1/models");
     equal(out.data[0].id, "mock-model", "answer");
     const calls = await k.calls();
     equal(calls.length, 2, "two calls");
     check(calls[1].at - calls[0].at >= 280, `waited for retry-after (${calls[1].at - calls[0].at} ms)`);
+  },
+
+  async "failovers and retries are reported as events"({ PoolSwitchClient }, mock) {
+    const k = await keys(mock, { a: { script: ["quota"] }, b: {}, c: { script: ["rate_limit:300"] } });
+    const events = [];
+    const failing = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list.slice(0, 2), strategy: "round_robin", onEvent: (e) => events.push(e) });
+    await failing.post("/v1/chat/completions", chat);
+    equal(events.filter((e) => e.type === "failover").map((e) => [e.fromKeyId, e.reason]), [["a", "quota_exhausted"]], "failover event");
+    const retries = [];
+    const waiting = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: [k.list[2]], onEvent: (e) => e.type === "retry" && retries.push(e) });
+    await waiting.get("/v1/models");
     check(retries.length === 1 && retries[0].delayMs >= 280 && retries[0].delayMs <= 300, "one retry for the key's cooldown");
   },
 
@@ -199,6 +217,13 @@ export const scenarios = {
     const e2 = await rejects(client.get("/v1/models"), "no keys");
     check(e2 instanceof PoolSwitchError && e2.kind === "no_healthy_keys", "no_healthy_keys");
     equal(e2.retryAt, e1.retryAt, "same retryAt");
+    equal((await k.calls()).length, 2, "no calls while every key rests");
+  },
+
+  async "while every key rests, client.fetch answers 429 with retry-after"({ PoolSwitchClient }, mock) {
+    const k = await keys(mock, { a: { script: ["quota"] }, b: { script: ["quota"] } });
+    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list, cooldownSeconds: 600 });
+    await rejects(client.post("/v1/chat/completions", chat), "all quota");
     const r = await client.fetch(`${mock.url}/v1/models`);
     equal(r.status, 429, "fetch gets a 429");
     check(Number(r.headers.get("retry-after")) >= 590, "with retry-after");
@@ -234,24 +259,23 @@ export const scenarios = {
     equal((await k.calls()).length, 1, "the same origin is fine");
   },
 
-  async "bad config is a typed error naming the field"({ PoolSwitchClient, PoolSwitchError }, mock) {
-    const cases = [
+  async "bad config is a typed error naming the field"(api, mock) {
+    refusesConfigs(api, [
       [{ upstreamBaseUrl: mock.url, keys: [] }, "keys"],
       [{ upstreamBaseUrl: "ftp://x", keys: ["sk-secret-1"] }, "upstreamBaseUrl"],
       [{ upstreamBaseUrl: mock.url, keys: ["sk-secret-1"], retryAttempts: 1000 }, "retryAttempts"],
       [{ upstreamBaseUrl: mock.url, keys: ["sk-secret-1", "sk-secret-1"] }, "keys[1].value"],
       [{ upstreamBaseUrl: mock.url, keys: [{ id: "a", value: "sk-secret-1" }, { id: "a", value: "sk-secret-2" }] }, "keys[1].id"],
+    ]);
+  },
+
+  async "config values of the wrong type are refused, naming the field"(api, mock) {
+    refusesConfigs(api, [
       [{ upstreamBaseUrl: mock.url, keys: ["sk-secret-1"], strategy: "fastest" }, "strategy"],
       [{ upstreamBaseUrl: mock.url, keys: ["sk-secret-1"], retryAttempts: -1 }, "retryAttempts"],
       [{ upstreamBaseUrl: mock.url, keys: ["sk-secret-1"], fetch: 42 }, "fetch"],
       [{ upstreamBaseUrl: mock.url, keys: [{ value: "sk-secret-1", monthlyQuota: "sk-secret-2" }] }, "keys[0].monthlyQuota"],
-    ];
-    for (const [config, field] of cases) {
-      const e = throws(() => new PoolSwitchClient(config), field);
-      check(e instanceof PoolSwitchError, `${field}: PoolSwitchError`);
-      equal([e.kind, e.field], ["invalid_config", field], field);
-      check(!e.message.includes("sk-secret"), `${field}: no key in message: ${e.message}`);
-    }
+    ]);
   },
 
   async "no key value in errors, status, events or snapshots"({ PoolSwitchClient }, mock) {

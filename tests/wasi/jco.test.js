@@ -1,26 +1,13 @@
-// The WASI component in Node through jco + preview2-shim, driven by the shared scenario suite
-// (the scenarios whose surface the WIT interface has). jco's wasi:http is synchronous and blocks
-// this thread, so the mock provider runs in its own process.
+// The WASI component in Node through jco + preview2-shim, driven by the shared scenario list through
+// the WIT mapping (wit-api.js; what the WIT interface cannot express is skipped with its reason).
+// jco's wasi:http is synchronous and blocks this thread, so the mock provider runs in its own process.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { scenarios, mockControl } from "../scenarios/scenarios.js";
 import { startMock, ROOT } from "../js/mock.js";
-import { componentApi } from "./wit-api.js";
-
-// What the WIT interface has no counterpart for: fetch, AbortSignal, events, streams.
-const NOT_IN_WIT = {
-  "quota_exhausted fails over at once and cools the key for cooldownSeconds": "asserts onEvent events",
-  "with one key, Retry-After is waited out and the call succeeds": "asserts onEvent events",
-  "aborting the signal rejects with AbortError and books the attempt": "AbortSignal",
-  "when every key is out the error says when the first returns": "ends with client.fetch",
-  "client.fetch returns the upstream Response for any status": "client.fetch",
-  "text answers come back as strings, JSON as objects": "stream: true returns a Response",
-  "redirects are not followed, so keys never reach another origin": "client.fetch",
-  "a streamed answer arrives chunk by chunk through client.fetch": "client.fetch (WIT responses carry whole bodies)",
-  "a stream cut mid-way errors on the reader and counts against the key": "client.fetch (WIT responses carry whole bodies)",
-};
+import { componentApi, NOT_IN_WIT } from "./wit-api.js";
 
 let mock;
 let api;

@@ -1,6 +1,21 @@
-// PoolSwitchClient's JS surface over the WASI component (transpiled by jco), so the shared
-// scenarios can drive the component too. Calls are synchronous under jco (its wasi:http blocks
-// the thread); only the parts of the surface the WIT interface has are provided.
+// The shared scenarios' calling conventions (PoolSwitchClient's) mapped onto the poolswitch:client WIT
+// interface, so every WASI host runs the one scenario list on the component: jco in-process, and
+// Wasmtime through wit-host.js. A mapping only: options become WIT records, WIT errors become
+// PoolSwitchError fields, response bytes become JSON or text. No rule of the pool is checked or
+// decided here; what the WIT interface cannot express is listed in NOT_IN_WIT with the reason, and
+// those scenarios are skipped on WASI hosts.
+
+export const NOT_IN_WIT = {
+  "failovers and retries are reported as events": "the WIT interface has no events",
+  "aborting the signal rejects with AbortError and books the attempt": "a WIT call cannot be cancelled (no AbortSignal; calls are synchronous)",
+  "while every key rests, client.fetch answers 429 with retry-after": "client.fetch is the JS package's; a WIT call returns the typed error",
+  "client.fetch returns the upstream Response for any status": "client.fetch is the JS package's; a WIT call returns the typed error",
+  "text answers come back as strings, JSON as objects": "decoding bodies and `stream: true` are the JS package's; a WIT response carries bytes",
+  "config values of the wrong type are refused, naming the field": "the WIT types (enum, u32, u64, no fetch option) refuse these before the component is called",
+  "redirects are not followed, so keys never reach another origin": "client.fetch is the JS package's",
+  "a streamed answer arrives chunk by chunk through client.fetch": "a WIT response carries the whole body; no streams",
+  "a stream cut mid-way errors on the reader and counts against the key": "a WIT response carries the whole body; no streams",
+};
 
 const toBig = (n) => (n === undefined || n === null ? undefined : BigInt(n));
 const toNum = (v) => (typeof v === "bigint" ? Number(v) : v);
@@ -17,6 +32,7 @@ function plain(value) {
   return value ?? null;
 }
 
+/** `client` is the host's binding of the interface: jco's, or wit-host.js's of the same shape. */
 export function componentApi(client) {
   class PoolSwitchError extends Error {
     constructor(message, fields = {}) {
@@ -55,16 +71,25 @@ export function componentApi(client) {
     }
   }
 
+  function call(f) {
+    try {
+      return f();
+    } catch (e) {
+      throw fromWit(e);
+    }
+  }
+
+  const witKey = (k) =>
+    typeof k === "string"
+      ? { value: k }
+      : { id: k.id, value: k.value, monthlyQuota: toBig(k.monthlyQuota), weight: k.weight, metadataJson: k.metadata === undefined ? undefined : JSON.stringify(k.metadata) };
+
+  // `onEvent` has no counterpart and is not passed on (scenarios that assert events are skipped).
   function witConfig(o) {
-    const keys = (o.keys ?? []).map((k) =>
-      typeof k === "string"
-        ? { value: k }
-        : { id: k.id, value: k.value, monthlyQuota: toBig(k.monthlyQuota), weight: k.weight, metadataJson: k.metadata ? JSON.stringify(k.metadata) : undefined },
-    );
     return {
       upstreamBaseUrl: o.upstreamBaseUrl,
-      keys,
-      strategy: o.strategy ? kebab(o.strategy) : undefined,
+      keys: (o.keys ?? []).map(witKey),
+      strategy: o.strategy === undefined ? undefined : kebab(o.strategy),
       retryAttempts: o.retryAttempts,
       cooldownSeconds: toBig(o.cooldownSeconds),
       authHeaderName: o.authHeaderName,
@@ -83,27 +108,7 @@ export function componentApi(client) {
   class PoolSwitchClient {
     #pool;
     constructor(options) {
-      if (options.fetch !== undefined && typeof options.fetch !== "function" && typeof options.fetch?.fetch !== "function") {
-        throw new PoolSwitchError("invalid config: fetch", { kind: "invalid_config", field: "fetch" });
-      }
-      if (typeof options.retryAttempts === "number" && options.retryAttempts < 0) {
-        // WIT's u32 cannot carry it: the same verdict the JS binding gives.
-        throw new PoolSwitchError("invalid config: retryAttempts must not be negative", { kind: "invalid_config", field: "retryAttempts" });
-      }
-      const strategies = ["round_robin", "least_used", "random", "quota_failover", "weighted"];
-      if (options.strategy !== undefined && !strategies.includes(options.strategy)) {
-        throw new PoolSwitchError(`invalid config: strategy unknown variant \`${options.strategy}\``, { kind: "invalid_config", field: "strategy" });
-      }
-      for (const [i, k] of (options.keys ?? []).entries()) {
-        if (k && typeof k === "object" && k.monthlyQuota !== undefined && typeof k.monthlyQuota !== "number") {
-          throw new PoolSwitchError("invalid config: monthlyQuota must be a number", { kind: "invalid_config", field: `keys[${i}].monthlyQuota` });
-        }
-      }
-      try {
-        this.#pool = client.Pool.create(witConfig(options));
-      } catch (e) {
-        throw fromWit(e);
-      }
+      this.#pool = call(() => client.Pool.create(witConfig(options)));
     }
 
     async request(method, path, opts = {}) {
@@ -115,13 +120,8 @@ export function componentApi(client) {
       }
       const query = [];
       for (const [k, v] of Object.entries(opts.query ?? {})) for (const item of Array.isArray(v) ? v : [v]) query.push([k, String(item)]);
-      let r;
-      try {
-        r = this.#pool.request({ method, path, query, headers, body: body === undefined ? undefined : new TextEncoder().encode(body), timeoutMs: toBig(opts.timeoutMs) });
-      } catch (e) {
-        throw fromWit(e);
-      }
-      const text = new TextDecoder().decode(r.body);
+      const request = { method, path, query, headers, body: body === undefined ? undefined : new TextEncoder().encode(body), timeoutMs: toBig(opts.timeoutMs) };
+      const text = new TextDecoder().decode(call(() => this.#pool.request(request)).body);
       try {
         return JSON.parse(text);
       } catch {
@@ -142,24 +142,11 @@ export function componentApi(client) {
       return s;
     }
 
-    addKey(key) {
-      try {
-        return this.#pool.addKey(typeof key === "string" ? { value: key } : { id: key.id, value: key.value });
-      } catch (e) {
-        throw fromWit(e);
-      }
-    }
-    removeKey(id) { this.#call(() => this.#pool.removeKey(id)); }
-    enableKey(id) { this.#call(() => this.#pool.setKeyEnabled(id, true)); }
-    disableKey(id) { this.#call(() => this.#pool.setKeyEnabled(id, false)); }
+    addKey(key) { return call(() => this.#pool.addKey(witKey(key))); }
+    removeKey(id) { call(() => this.#pool.removeKey(id)); }
+    enableKey(id) { call(() => this.#pool.setKeyEnabled(id, true)); }
+    disableKey(id) { call(() => this.#pool.setKeyEnabled(id, false)); }
     exportState() { return JSON.parse(this.#pool.exportState()); }
-    #call(f) {
-      try {
-        return f();
-      } catch (e) {
-        throw fromWit(e);
-      }
-    }
   }
 
   return { PoolSwitchClient, PoolSwitchError };

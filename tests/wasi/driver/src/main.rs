@@ -1,23 +1,24 @@
-//! Runs the failover scenarios against the `poolswitch:client` component it imports, through
-//! the mock provider whose URL is the first argument. Prints one JSON line per scenario.
-//! Composed with the component (`wac plug`) and run by `wasmtime run -S http`.
+//! Run by `wasmtime run -S http` after `wac plug` composed it with the client component: pools of
+//! the `poolswitch:client` component it imports send sequential GETs and POSTs (no retries) to the
+//! mock provider whose URL is the first argument, with the keys tests/wasi/load.js registered there
+//! under the prefix given second. Prints one JSON line per round: the failed calls and the pool's
+//! per-key counters, which the runner checks against the mock's log.
+//!
+//! The shared scenario list runs on Wasmtime through its Python embedding (python_host.py); this
+//! is the CLI's own check, of the GETs that once failed at random under `wasmtime run`.
 
 #[cfg(target_os = "wasi")]
-mod scenarios;
+mod load;
 
 #[cfg(target_os = "wasi")]
 fn main() {
-    let url = std::env::args().nth(1).expect("usage: driver MOCK_URL");
-    let only = std::env::args().nth(2);
-    for (name, run) in scenarios::ALL {
-        if only.as_deref().is_some_and(|o| o != *name) {
-            continue;
-        }
-        let line = match run(&url) {
-            Ok(()) => serde_json::json!({ "name": name, "ok": true }),
-            Err(e) => serde_json::json!({ "name": name, "ok": false, "error": e }),
-        };
-        println!("{line}");
+    let mut args = std::env::args().skip(1);
+    let (Some(mock), Some(prefix)) = (args.next(), args.next()) else {
+        eprintln!("usage: poolswitch-wasi-driver MOCK_URL KEY_PREFIX");
+        std::process::exit(2);
+    };
+    for round in 0..load::ROUNDS {
+        println!("{}", load::round(&mock, &format!("{prefix}r{round}-")));
     }
 }
 
