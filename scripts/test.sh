@@ -27,5 +27,5 @@ cargo build --locked -p poolswitch-wasi-driver --target wasm32-wasip2 --release 
 step "npm package"
 ./scripts/build-pkg.sh
 
-step "hosts: Node, install from tarball, headless Chromium, workerd, jco, Wasmtime"
+step "hosts: Node, install from tarball, headless Chromium, workerd, jco, Wasmtime (CLI and its Python embedding)"
 node --test tests/js/ tests/browser/ tests/workerd/ tests/wasi/
