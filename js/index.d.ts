@@ -1,5 +1,27 @@
 // Types of poolswitch-wasm. Every runtime entry point (node, browser, workerd, require) exports the same API.
 
+// The fetch types come from the host: the DOM lib, @types/node (undici), @cloudflare/workers-types,
+// Deno or Bun. These empty declarations merge with the host's; they keep a project that has none of
+// them (`lib: ["es2022"]`, no DOM) compiling.
+declare global {
+  interface Response {}
+  interface Request {}
+  interface Headers {}
+  interface AbortSignal {}
+  interface URL {}
+  interface URLSearchParams {}
+  interface Blob {}
+  interface FormData {}
+  interface ReadableStream<R = any> {}
+  interface RequestInit {}
+}
+
+/** A request body: what `fetch` accepts, under any host's lib. */
+export type RequestBody = string | ArrayBuffer | ArrayBufferView | Blob | FormData | URLSearchParams | ReadableStream<Uint8Array>;
+
+/** Request headers: a `Headers` object, `[name, value]` pairs or a record. */
+export type HeadersLike = Headers | Iterable<readonly [string, string]> | Record<string, string>;
+
 export type Strategy = "round_robin" | "least_used" | "random" | "quota_failover" | "weighted";
 
 export interface KeyObject {
@@ -54,19 +76,33 @@ export interface PoolSwitchOptions {
   fetch?: FetchLike;
   /** Called for every pool event. */
   onEvent?: (event: PoolEvent) => void;
+  /** Longest a request may take in all, retries, failovers and waits included. */
+  deadlineMs?: number;
+  /**
+   * Required to run in a browser page: every key given to the client is readable by whoever loads
+   * the page. Set it only when that is intended (keys the user entered, a gateway token).
+   */
+  dangerouslyAllowBrowser?: boolean;
 }
 
 export interface RequestOptions {
   /** Serialized as the JSON body (content-type set unless given). */
   json?: unknown;
-  body?: BodyInit | null;
-  headers?: HeadersInit;
+  body?: RequestBody | null;
+  headers?: HeadersLike;
   query?: Record<string, string | number | boolean | Array<string | number | boolean> | null | undefined> | URLSearchParams;
   signal?: AbortSignal;
   /** Per-attempt timeout for this request. */
   timeoutMs?: number;
+  /** Longest this request may take in all, retries and waits included (overrides the config's). */
+  deadlineMs?: number;
   /** Resolve to the upstream `Response` (body streamed, untouched) instead of parsed data. */
   stream?: boolean;
+}
+
+/** Options of a request that resolves to the upstream `Response` itself. */
+export interface StreamRequestOptions extends RequestOptions {
+  stream: true;
 }
 
 export type Outcome = "success" | "rate_limited" | "quota_exhausted" | "invalid_key" | "overloaded" | "server_error" | "too_large" | "client_error";
@@ -145,41 +181,90 @@ export interface PoolSnapshot {
 /** `stream`: a 2xx body broke off while `request()` was reading it. */
 export type ErrorKind = "upstream" | "no_healthy_keys" | "network" | "timeout" | "invalid_config" | "invalid_request" | "unknown_key" | "stream";
 
-/** Every failure the client reports. Never carries a key value. */
-export class PoolSwitchError extends Error {
-  kind: ErrorKind;
-  /** Upstream status (kind `upstream`). */
-  status?: number;
+interface ErrorBase<K extends ErrorKind> extends Error {
+  name: "PoolSwitchError";
+  kind: K;
+}
+
+/** The provider answered with a non-2xx status the pool could not get past. */
+export interface UpstreamError extends ErrorBase<"upstream"> {
+  status: number;
   /** How the last upstream answer was classified. */
-  reason?: Outcome;
-  keyId?: string;
-  attempts?: number;
+  reason: Outcome;
+  keyId: string;
+  attempts: number;
   /** Epoch ms when the earliest key returns. */
   retryAt?: number;
-  /** Parsed JSON error body, or `text` when it was not JSON. */
+  /** Parsed JSON error body (absent when it was not JSON; see `text`). */
   data?: unknown;
-  text?: string;
-  headers?: Headers;
-  /** For `invalid_config`: the offending field, e.g. `keys[2].value`. */
-  field?: string;
-  problem?: string;
-  /** For `timeout`. */
+  text: string;
+  headers: Headers;
+}
+
+/** Every key is resting; `retryAt` (epoch ms) says when the first returns, if known. */
+export interface NoHealthyKeysError extends ErrorBase<"no_healthy_keys"> {
+  retryAt?: number;
+}
+
+export interface NetworkError extends ErrorBase<"network"> {
+  keyId?: string;
+  cause?: unknown;
+}
+
+export interface TimeoutError extends ErrorBase<"timeout"> {
+  keyId?: string;
   afterMs?: number;
 }
 
+export interface InvalidConfigError extends ErrorBase<"invalid_config"> {
+  /** The offending field, e.g. `keys[2].value`. */
+  field: string;
+  problem: string;
+}
+
+export interface InvalidRequestError extends ErrorBase<"invalid_request"> {
+  cause?: unknown;
+}
+
+export interface UnknownKeyError extends ErrorBase<"unknown_key"> {}
+
+/** A 2xx body broke off while `request()` was reading it. */
+export interface StreamError extends ErrorBase<"stream"> {
+  keyId: string;
+  status: number;
+  cause?: unknown;
+}
+
+/**
+ * Every failure the client reports, discriminated by `kind`. Never carries a key value.
+ * `e instanceof PoolSwitchError` narrows to this union; `e.kind === "upstream"` then to UpstreamError.
+ */
+export type PoolSwitchError = UpstreamError | NoHealthyKeysError | NetworkError | TimeoutError | InvalidConfigError | InvalidRequestError | UnknownKeyError | StreamError;
+
+export declare const PoolSwitchError: {
+  new (message: string, fields?: { kind: ErrorKind; [field: string]: unknown }): PoolSwitchError;
+  readonly prototype: PoolSwitchError;
+};
+
 export class PoolSwitchClient {
   constructor(options: PoolSwitchOptions);
+  request(method: string, path: string, options: StreamRequestOptions): Promise<Response>;
   request<T = any>(method: string, path: string, options?: RequestOptions): Promise<T>;
+  get(path: string, options: StreamRequestOptions): Promise<Response>;
   get<T = any>(path: string, options?: RequestOptions): Promise<T>;
+  post(path: string, options: StreamRequestOptions): Promise<Response>;
   post<T = any>(path: string, options?: RequestOptions): Promise<T>;
+  put(path: string, options: StreamRequestOptions): Promise<Response>;
   put<T = any>(path: string, options?: RequestOptions): Promise<T>;
+  patch(path: string, options: StreamRequestOptions): Promise<Response>;
   patch<T = any>(path: string, options?: RequestOptions): Promise<T>;
+  delete(path: string, options: StreamRequestOptions): Promise<Response>;
   delete<T = any>(path: string, options?: RequestOptions): Promise<T>;
   /**
    * fetch-compatible and pre-bound: pass it to SDKs as `fetch: client.fetch`. The Response also
    * carries a non-enumerable `poolswitch` property: `{ keyId, attempts, outcome }`.
    */
-  fetch(input: string | URL | Request, init?: RequestInit & { timeoutMs?: number }): Promise<Response & { poolswitch?: { keyId: string; attempts: number; outcome: Outcome } }>;
+  fetch(input: string | URL | Request, init?: RequestInit & { timeoutMs?: number; deadlineMs?: number }): Promise<Response & { poolswitch?: { keyId: string; attempts: number; outcome: Outcome } }>;
   status(): PoolStatus;
   addKey(key: KeyConfig): string;
   removeKey(id: string): void;

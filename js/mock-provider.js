@@ -9,6 +9,7 @@
 // Control (no auth): POST /__mock/keys {value: spec}, POST /__mock/reset, GET /__mock/calls.
 // CLI: node mock-provider.js [--port N] [--keys JSON]  → prints "READY http://127.0.0.1:PORT".
 import http from "node:http";
+import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 
 const json = (res, status, body, headers = {}) => {
@@ -242,15 +243,22 @@ function answer(req, res, url, body, key, headers, call, step) {
   return json(res, 404, { error: { message: `no route ${url.pathname}`, type: "invalid_request_error" } }, headers);
 }
 
-// CLI
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+// CLI. npx and npm bins call it through a symlink, hence realpath. (No top-level await: the
+// package also ships this file bundled as CommonJS.)
+function isMain() {
+  try {
+    return Boolean(import.meta.url) && import.meta.url === pathToFileURL(realpathSync(process.argv[1] ?? "")).href;
+  } catch {
+    return false;
+  }
+}
+if (isMain()) {
   const arg = (name) => {
     const i = process.argv.indexOf(name);
     return i > 0 ? process.argv[i + 1] : undefined;
   };
   const provider = createMockProvider({ keys: JSON.parse(arg("--keys") ?? "{}"), latencyMs: Number(arg("--latency-ms") ?? 0) });
-  const url = await provider.listen(Number(arg("--port") ?? 0));
-  console.log(`READY ${url}`);
+  provider.listen(Number(arg("--port") ?? 0)).then((url) => console.log(`READY ${url}`));
   const stop = () => provider.close().then(() => process.exit(0));
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);

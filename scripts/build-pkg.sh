@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Assembles pkg/, the npm package `poolswitch-wasm` as published: wasm module, JS wrapper,
-# per-runtime entry points, types. Run by demo.sh and test.sh after setup.
+# per-runtime entry points, types, and the WASI components with their WIT.
+# Run by demo.sh and test.sh after setup (test.sh builds the components first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=pkg
 
 cargo build --locked --profile wasm-size --target wasm32-unknown-unknown
-rm -rf "$out" && mkdir -p "$out"/{wasm,esm,cjs}
+rm -rf "$out" && mkdir -p "$out"/{wasm,esm,cjs,component}
 wasm-bindgen --target web --out-dir "$out/wasm" --out-name poolswitch --no-typescript \
   target/wasm32-unknown-unknown/wasm-size/poolswitch.wasm
 # The features rustc enables by default for wasm32; wasm-opt must know them to keep them.
@@ -14,15 +15,39 @@ npx --no-install wasm-opt -Oz \
   --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-reference-types --enable-multivalue \
   "$out/wasm/poolswitch_bg.wasm" -o "$out/wasm/poolswitch_bg.wasm"
+# Every entry instantiates with initSync(); the glue's fallback that fetches the .wasm next to
+# itself would make bundlers emit a stray asset and break hosts without import.meta.url.
+glue="$out/wasm/poolswitch.js"
+grep -q "new URL('poolswitch_bg.wasm', import.meta.url)" "$glue"
+sed -i "s|new URL('poolswitch_bg.wasm', import.meta.url)|undefined; throw new Error('poolswitch-wasm: the wasm is instantiated by the entry point')|" "$glue"
+! grep -q "import.meta" "$glue"
 
-cp js/src/client.js js/src/task.js js/src/node.js js/src/browser.js js/src/workerd.js "$out/esm/"
-# CommonJS: the same wrapper and glue, bundled into one file that loads the same .wasm.
-cp js/src/node-cjs.js "$out/esm/node-cjs.js"
-npx --no-install esbuild "$out/esm/node-cjs.js" --bundle --format=cjs --platform=node --target=node20 \
-  --log-level=warning --log-override:empty-import-meta=silent --outfile="$out/cjs/index.cjs"
-rm "$out/esm/node-cjs.js"
+cp js/src/client.js js/src/browser-guard.js js/src/task.js js/src/workerd.js js/src/inline.js "$out/esm/"
+# One bundle per module format, the .wasm inlined as bytes (esbuild's binary loader, decoded
+# with atob): esm/browser.js for browsers, bundlers, Deno, Bun and edge runtimes; cjs/index.cjs
+# for require() and, through esm/node.js, for import in Node.
+bundle() { # format outfile
+  npx --no-install esbuild "$out/esm/inline.js" --bundle --format="$1" --platform=neutral --target=es2022 \
+    --loader:.wasm=binary --log-level=warning --outfile="$2"
+}
+bundle esm "$out/esm/browser.js"
+bundle cjs "$out/cjs/index.cjs"
+rm "$out/esm/inline.js"
+cp js/src/node.js "$out/esm/node.js"
+# The mock provider for require() too; its "run as a program" check is for the ESM file (the bin).
+npx --no-install esbuild js/mock-provider.js --bundle --format=cjs --platform=node --target=node20 \
+  --define:import.meta.url='""' --log-level=warning --outfile="$out/cjs/mock-provider.cjs"
 
-cp js/index.d.ts js/mock-provider.js js/cli.js js/package.json "$out/"
+cp js/index.d.ts js/mock-provider.js js/mock-provider.d.ts js/cli.js js/package.json "$out/"
+# The CommonJS types: the same declarations, read as CommonJS by TypeScript under node16/nodenext.
+cp js/index.d.ts "$out/index.d.cts"
+cp js/mock-provider.d.ts "$out/mock-provider.d.cts"
 cp -r js/gateway "$out/gateway"
+cp -r wit "$out/wit"
 cp js/README.md "$out/README.md"
+if [ -f target/components/poolswitch.wasm ] && [ -f target/components/poolswitch-gateway.wasm ]; then
+  cp target/components/poolswitch.wasm target/components/poolswitch-gateway.wasm "$out/component/"
+else
+  echo "warning: no WASI components in $out/component (run ./scripts/build-components.sh first)" >&2
+fi
 echo "built $out/ ($(wc -c < "$out/wasm/poolswitch_bg.wasm") bytes of wasm)"

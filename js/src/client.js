@@ -2,6 +2,7 @@
 // The entry points only load the wasm their own way and call useWasm().
 
 import { flatText, runTask } from "./task.js";
+import { refuseBrowserUnlessAllowed } from "./browser-guard.js";
 
 let WasmPool;
 
@@ -167,7 +168,8 @@ export class PoolSwitchClient {
     if (!options || typeof options !== "object" || Array.isArray(options)) {
       throw new PoolSwitchError("invalid config: options must be an object", { kind: "invalid_config", field: "config", problem: "must be an object" });
     }
-    const { fetch, onEvent, ...config } = options;
+    const { fetch, onEvent, dangerouslyAllowBrowser, ...config } = options;
+    refuseBrowserUnlessAllowed(dangerouslyAllowBrowser, (message, fields) => new PoolSwitchError(message, fields));
     this.#fetch = resolveFetch(fetch);
     if (onEvent !== undefined && typeof onEvent !== "function") {
       throw new PoolSwitchError("invalid config: onEvent must be a function", { kind: "invalid_config", field: "onEvent", problem: "must be a function" });

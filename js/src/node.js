@@ -1,9 +1,5 @@
-// Node ESM entry: loads the wasm synchronously from the package folder (no top-level await).
-import { readFileSync } from "node:fs";
-import { initSync, WasmPool } from "../wasm/poolswitch.js";
-import { useWasm } from "./client.js";
+// Node ESM entry: re-exports the CommonJS build, so `import` and `require` in one process share
+// one wasm instance and one PoolSwitchError class (no dual-package hazard).
+import cjs from "../cjs/index.cjs";
 
-initSync({ module: readFileSync(new URL("../wasm/poolswitch_bg.wasm", import.meta.url)) });
-useWasm({ WasmPool });
-
-export { PoolSwitchClient, PoolSwitchError } from "./client.js";
+export const { PoolSwitchClient, PoolSwitchError } = cjs;
