@@ -38,7 +38,7 @@ cp js/src/node.js "$out/esm/node.js"
 npx --no-install esbuild js/mock-provider.js --bundle --format=cjs --platform=node --target=node20 \
   --define:import.meta.url='""' --log-level=warning --outfile="$out/cjs/mock-provider.cjs"
 
-cp js/index.d.ts js/mock-provider.js js/mock-provider.d.ts js/cli.js js/package.json "$out/"
+cp js/index.d.ts js/mock-provider.js js/mock-provider.d.ts js/cli.js js/cli-reload.js js/package.json "$out/"
 # The CommonJS types: the same declarations, read as CommonJS by TypeScript under node16/nodenext.
 cp js/index.d.ts "$out/index.d.cts"
 cp js/mock-provider.d.ts "$out/mock-provider.d.cts"
