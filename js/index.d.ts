@@ -74,8 +74,12 @@ export interface PoolSwitchOptions {
   maxWaitMs?: number;
   /** The host's fetch. Default `globalThis.fetch`, looked up at call time. */
   fetch?: FetchLike;
-  /** Called for every pool event. */
+  /** Called for every pool event (the same as `client.on("*", fn)`). */
   onEvent?: (event: PoolEvent) => void;
+  /** Where the client logs: listener failures at `error`, every event at `debug`. Default `console`. */
+  logger?: Logger;
+  /** Default `warn`. */
+  logLevel?: "off" | "error" | "warn" | "info" | "debug";
   /** Longest a request may take in all, retries, failovers and waits included. */
   deadlineMs?: number;
   /**
@@ -154,6 +158,22 @@ export type PoolEvent =
   | { type: "recovered"; keyId: string }
   | { type: "retry"; attempt: number; reason: string; delayMs: number }
   | { type: "streamError"; keyId: string };
+
+/** A listener threw: the error and the event it was handling. */
+export interface ListenerErrorEvent {
+  type: "error";
+  error: unknown;
+  event: PoolEvent;
+}
+
+export interface Logger {
+  debug(message: string, detail?: unknown): void;
+  info(message: string, detail?: unknown): void;
+  warn(message: string, detail?: unknown): void;
+  error(message: string, detail?: unknown): void;
+}
+
+type EventOfType<T extends PoolEvent["type"]> = Extract<PoolEvent, { type: T }>;
 
 export interface KeySnapshot {
   id: string;
@@ -265,6 +285,15 @@ export class PoolSwitchClient {
    * carries a non-enumerable `poolswitch` property: `{ keyId, attempts, outcome }`.
    */
   fetch(input: string | URL | Request, init?: RequestInit & { timeoutMs?: number; deadlineMs?: number }): Promise<Response & { poolswitch?: { keyId: string; attempts: number; outcome: Outcome } }>;
+  /** Listens to one event type; `"*"` for every pool event, `"error"` for a listener that threw. */
+  on<T extends PoolEvent["type"]>(type: T, listener: (event: EventOfType<T>) => void): this;
+  on(type: "*", listener: (event: PoolEvent) => void): this;
+  on(type: "error", listener: (event: ListenerErrorEvent) => void): this;
+  off(type: PoolEvent["type"] | "*" | "error", listener: (event: never) => void): this;
+  addEventListener<T extends PoolEvent["type"]>(type: T, listener: (event: EventOfType<T>) => void): void;
+  addEventListener(type: "*", listener: (event: PoolEvent) => void): void;
+  addEventListener(type: "error", listener: (event: ListenerErrorEvent) => void): void;
+  removeEventListener(type: PoolEvent["type"] | "*" | "error", listener: (event: never) => void): void;
   status(): PoolStatus;
   addKey(key: KeyConfig): string;
   removeKey(id: string): void;

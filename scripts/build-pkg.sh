@@ -22,7 +22,7 @@ grep -q "new URL('poolswitch_bg.wasm', import.meta.url)" "$glue"
 sed -i "s|new URL('poolswitch_bg.wasm', import.meta.url)|undefined; throw new Error('poolswitch-wasm: the wasm is instantiated by the entry point')|" "$glue"
 ! grep -q "import.meta" "$glue"
 
-cp js/src/client.js js/src/browser-guard.js js/src/task.js js/src/workerd.js js/src/inline.js "$out/esm/"
+cp js/src/client.js js/src/browser-guard.js js/src/events.js js/src/task.js js/src/workerd.js js/src/inline.js "$out/esm/"
 # One bundle per module format, the .wasm inlined as bytes (esbuild's binary loader, decoded
 # with atob): esm/browser.js for browsers, bundlers, Deno, Bun and edge runtimes; cjs/index.cjs
 # for require() and, through esm/node.js, for import in Node.

@@ -3,6 +3,7 @@
 
 import { flatText, runTask } from "./task.js";
 import { refuseBrowserUnlessAllowed } from "./browser-guard.js";
+import { PoolEvents } from "./events.js";
 
 let WasmPool;
 
@@ -162,25 +163,27 @@ export class PoolSwitchClient {
   #pool;
   #fetch;
   #secrets;
+  #events;
+  #listening = false;
 
   constructor(options) {
     if (!WasmPool) throw new Error("poolswitch-wasm: the wasm module is not loaded (import the package entry point)");
     if (!options || typeof options !== "object" || Array.isArray(options)) {
       throw new PoolSwitchError("invalid config: options must be an object", { kind: "invalid_config", field: "config", problem: "must be an object" });
     }
-    const { fetch, onEvent, dangerouslyAllowBrowser, ...config } = options;
-    refuseBrowserUnlessAllowed(dangerouslyAllowBrowser, (message, fields) => new PoolSwitchError(message, fields));
+    const { fetch, onEvent, logger, logLevel, dangerouslyAllowBrowser, ...config } = options;
+    const makeError = (message, fields) => new PoolSwitchError(message, fields);
+    refuseBrowserUnlessAllowed(dangerouslyAllowBrowser, makeError);
     this.#fetch = resolveFetch(fetch);
-    if (onEvent !== undefined && typeof onEvent !== "function") {
-      throw new PoolSwitchError("invalid config: onEvent must be a function", { kind: "invalid_config", field: "onEvent", problem: "must be a function" });
-    }
+    this.#events = new PoolEvents({ onEvent, logger, logLevel }, makeError);
     this.#secrets = keyValues(config.keys);
     try {
       this.#pool = new WasmPool(config);
     } catch (e) {
       throw toError(e, this.#secrets);
     }
-    if (onEvent) this.#pool.setListener(onEvent);
+    // Events cross from wasm only once someone listens (they cost an object per event).
+    if (onEvent || logLevel === "debug") this.#listen();
     // `fetch` is bound so it can be handed over as it is: new OpenAI({ fetch: client.fetch }).
     this.fetch = this.fetch.bind(this);
   }
@@ -300,6 +303,29 @@ export class PoolSwitchClient {
       if (e instanceof PoolSwitchError && e.kind === "no_healthy_keys") return noKeysResponse(e);
       throw e;
     }
+  }
+
+  #listen() {
+    if (this.#listening) return;
+    this.#listening = true;
+    this.#pool.setListener((event) => this.#events.emit(event));
+  }
+
+  /** Listens to one event type (`"*"` for all, `"error"` for listener failures). */
+  on(type, listener) {
+    this.#events.on(type, listener);
+    this.#listen();
+    return this;
+  }
+  off(type, listener) {
+    this.#events.off(type, listener);
+    return this;
+  }
+  addEventListener(type, listener) {
+    this.on(type, listener);
+  }
+  removeEventListener(type, listener) {
+    this.#events.off(type, listener);
   }
 
   /** Per-key and pool status. Never includes key values. */
