@@ -23,16 +23,18 @@ sed -i "s|new URL('poolswitch_bg.wasm', import.meta.url)|undefined; throw new Er
 ! grep -q "import.meta" "$glue"
 
 cp js/src/client.js js/src/browser-guard.js js/src/events.js js/src/task.js js/src/workerd.js js/src/inline.js "$out/esm/"
-# One bundle per module format, the .wasm inlined as bytes (esbuild's binary loader, decoded
-# with atob): esm/browser.js for browsers, bundlers, Deno, Bun and edge runtimes; cjs/index.cjs
-# for require() and, through esm/node.js, for import in Node.
-bundle() { # format outfile
-  npx --no-install esbuild "$out/esm/inline.js" --bundle --format="$1" --platform=neutral --target=es2022 \
-    --loader:.wasm=binary --log-level=warning --outfile="$2"
-}
-bundle esm "$out/esm/browser.js"
-bundle cjs "$out/cjs/index.cjs"
-rm "$out/esm/inline.js"
+# One bundle per module format, the .wasm inlined as base64 (decoded by inline.js): esm/browser.js
+# for browsers, bundlers, Deno, Bun and edge runtimes; cjs/index.cjs (its base64 in
+# cjs/wasm-base64.js, required) for require() and, through esm/node.js, for import in Node.
+base64() { node -e 'const fs = require("node:fs"); fs.writeFileSync(process.argv[2], process.argv[3] + JSON.stringify(fs.readFileSync(process.argv[1]).toString("base64")) + ";\n")' "$out/wasm/poolswitch_bg.wasm" "$@"; }
+base64 "$out/esm/wasm-base64.js" "export default "
+npx --no-install esbuild "$out/esm/inline.js" --bundle --format=esm --platform=neutral --target=es2022 \
+  --log-level=warning --outfile="$out/esm/browser.js"
+echo '{ "type": "commonjs" }' > "$out/cjs/package.json"
+base64 "$out/cjs/wasm-base64.js" "module.exports = "
+npx --no-install esbuild "$out/esm/inline.js" --bundle --format=cjs --platform=neutral --target=es2022 \
+  --external:./wasm-base64.js --log-level=warning --outfile="$out/cjs/index.cjs"
+rm "$out/esm/inline.js" "$out/esm/wasm-base64.js"
 cp js/src/node.js "$out/esm/node.js"
 # The mock provider for require() too; its "run as a program" check is for the ESM file (the bin).
 npx --no-install esbuild js/mock-provider.js --bundle --format=cjs --platform=node --target=node20 \
