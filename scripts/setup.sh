@@ -33,7 +33,9 @@ if [ "${POOLSWITCH_SKIP_WASI_TOOLS:-}" != 1 ]; then
   fi
 fi
 
-# npm tools (esbuild, binaryen's wasm-opt, miniflare, playwright-core, typescript), as locked.
+# npm tools (esbuild, binaryen's wasm-opt, miniflare, playwright-core, typescript; for the packaging suite vite,
+# webpack, webpack-cli, bun, deno, edge-runtime, publint, attw: bun and deno ship their binaries in optional
+# platform packages, so they work without install scripts), as locked.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi

@@ -29,3 +29,6 @@ step "npm package"
 
 step "hosts: Node, install from tarball, headless Chromium, workerd, jco, Wasmtime (CLI and its Python embedding)"
 node --test tests/js/ tests/browser/ tests/workerd/ tests/wasi/
+
+step "packaging: npm pack, install into fresh projects, build with Vite/webpack/esbuild/bun, run in Chromium, Node, Bun, Deno, edge-runtime; publint, attw, tsc; CLI under npx"
+node --test tests/packaging/
