@@ -150,14 +150,24 @@ export interface PoolStatus {
   keys: KeyStatus[];
 }
 
-export type PoolEvent =
-  | { type: "request"; keyId: string; attempt: number; method: string }
-  | { type: "success"; keyId: string; status: number; attempts: number; elapsedMs: number }
-  | { type: "failover"; fromKeyId: string; reason: Outcome; attempt: number }
-  | { type: "cooldown"; keyId: string; reason: Outcome; untilMs: number | null }
-  | { type: "recovered"; keyId: string }
-  | { type: "retry"; attempt: number; reason: string; delayMs: number }
-  | { type: "streamError"; keyId: string };
+/** The request an event belongs to (absent on events no request caused). */
+export interface EventContext {
+  /** `req-1`, `req-2`, …: one per request on this client, shared by all its events. */
+  requestId?: string;
+  /** The request's path (or URL, with `client.fetch`), without the query. */
+  path?: string;
+}
+
+export type PoolEvent = EventContext &
+  (
+    | { type: "request"; keyId: string; attempt: number; method: string }
+    | { type: "success"; keyId: string; status: number; attempts: number; elapsedMs: number }
+    | { type: "failover"; fromKeyId: string; reason: Outcome; attempt: number }
+    | { type: "cooldown"; keyId: string; reason: Outcome; untilMs: number | null }
+    | { type: "recovered"; keyId: string }
+    | { type: "retry"; attempt: number; reason: string; delayMs: number }
+    | { type: "streamError"; keyId: string }
+  );
 
 /** A listener threw: the error and the event it was handling. */
 export interface ListenerErrorEvent {

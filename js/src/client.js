@@ -206,14 +206,15 @@ export class PoolSwitchClient {
     const signal = opts.signal;
     if (signal) signal.throwIfAborted();
     let task;
+    const pool = this.#events.forRequest(this.#pool, path);
     try {
-      task = this.#pool.start(String(method), path, flatText(headers), flatText(flatQuery(opts.query)), opts.timeoutMs);
+      task = pool.start(String(method), path, flatText(headers), flatText(flatQuery(opts.query)), opts.timeoutMs);
     } catch (e) {
       throw toError(e, this.#secrets);
     }
     try {
-      const reply = await runTask(this.#pool, task, { fetch: this.#fetch, body, signal });
-      if (monitor) reply.response = monitored(reply.response, () => this.#streamBroke(reply.keyId), signal);
+      const reply = await runTask(pool, task, { fetch: this.#fetch, body, signal });
+      if (monitor) reply.response = monitored(reply.response, () => this.#streamBroke(reply.keyId, pool), signal);
       return reply;
     } catch (e) {
       if (signal && signal.aborted && e === signal.reason) throw e;
@@ -221,9 +222,9 @@ export class PoolSwitchClient {
     }
   }
 
-  #streamBroke(keyId) {
+  #streamBroke(keyId, pool = this.#pool) {
     try {
-      this.#pool.recordStreamError(keyId);
+      pool.recordStreamError(keyId);
     } catch {} // the key may have been removed since
   }
 

@@ -2,7 +2,9 @@
 // `addEventListener` / `removeEventListener`), the `onEvent` option, and a `logger` like the
 // openai SDK's (default `console`, level `warn`): events are logged at `debug`. A throwing
 // listener never breaks a request, and is never silent: its error goes to `error` listeners, or
-// to the logger when there are none.
+// to the logger when there are none. Every event a request causes carries its `requestId` and
+// `path`: the core emits events synchronously inside the pool call that caused them, so the
+// request whose call is running is the one they belong to.
 
 const LEVELS = ["off", "error", "warn", "info", "debug"];
 
@@ -14,6 +16,8 @@ export class PoolEvents {
   #listeners = new Map(); // type ("*" for every type) → Set of functions
   #logger;
   #level;
+  #requests = 0;
+  #current; // { requestId, path } of the request whose pool call is running
 
   /** `makeError(message, fields)` builds the client's PoolSwitchError. */
   constructor({ onEvent, logger, logLevel }, makeError) {
@@ -35,8 +39,38 @@ export class PoolEvents {
     this.#listeners.get(type)?.delete(fn);
   }
 
+  /** True once anything would receive an event. */
+  get active() {
+    return this.#listeners.size > 0 || this.#level >= LEVELS.indexOf("debug");
+  }
+
+  /**
+   * The pool as one request sees it: events emitted during its calls carry the request's id and
+   * path. Without listeners, the pool itself (no cost per request).
+   */
+  forRequest(pool, path) {
+    if (!this.active) return pool;
+    const context = { requestId: `req-${++this.#requests}`, path: String(path).split("?")[0] };
+    return new Proxy(pool, {
+      get: (target, name) => {
+        const value = target[name];
+        if (typeof value !== "function" || name === "constructor") return value;
+        return (...args) => {
+          const outer = this.#current;
+          this.#current = context;
+          try {
+            return value.apply(target, args);
+          } finally {
+            this.#current = outer;
+          }
+        };
+      },
+    });
+  }
+
   /** Delivers one event from the pool to its listeners and the logger. */
-  emit(event) {
+  emit(poolEvent) {
+    const event = this.#current ? { ...poolEvent, ...this.#current } : poolEvent;
     this.#log("debug", "poolswitch event", event);
     for (const type of [event.type, "*"]) {
       for (const fn of this.#listeners.get(type) ?? []) {

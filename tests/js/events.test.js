@@ -78,3 +78,20 @@ test("a bad logger or log level is refused by name", () => {
   assert.throws(() => new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["k"], logLevel: "loud" }), (e) => e.kind === "invalid_config" && e.field === "logLevel");
   assert.throws(() => new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["k"], logger: "console" }), (e) => e.kind === "invalid_config" && e.field === "logger");
 });
+
+test("every event of a request carries its requestId and path, also with requests in flight together", async () => {
+  const keys = await failoverKeys();
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys, logLevel: "off" });
+  const events = [];
+  client.on("*", (e) => events.push(e));
+  await Promise.all([chat(client), client.get("/v1/models?limit=2")]);
+  assert.ok(events.length >= 4, `${events.length} events`);
+  for (const e of events) assert.match(e.requestId ?? "", /^req-\d+$/, `${e.type} has a requestId`);
+  const byRequest = new Map();
+  for (const e of events) byRequest.set(e.requestId, [...(byRequest.get(e.requestId) ?? []), e]);
+  assert.equal(byRequest.size, 2);
+  const paths = [...byRequest.values()].map((list) => [...new Set(list.map((e) => e.path))]);
+  assert.deepEqual(paths.map((p) => p.join()).sort(), ["/v1/chat/completions", "/v1/models"]);
+  const success = events.filter((e) => e.type === "success");
+  assert.equal(success.length, 2);
+});
