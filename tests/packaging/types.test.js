@@ -110,3 +110,6 @@ test("tsc strict, bundler resolution, no DOM lib", () => check("bundler", "check
 
 test("tsc strict, bundler resolution, with the DOM lib (the declarations merge)", () =>
   check("bundler-dom", "check.ts", IMPORTS + BODY, { module: "esnext", moduleResolution: "bundler", lib: ["es2022", "dom", "dom.iterable"] }));
+
+test("tsc strict, nodenext ESM, with @types/node (its fetch types merge too)", () =>
+  check("nodenext-node-types", "check.mts", IMPORTS + BODY, { module: "nodenext", moduleResolution: "nodenext", types: ["node"], typeRoots: [join(ROOT, "node_modules", "@types")] }));
