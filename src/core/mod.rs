@@ -11,6 +11,7 @@ pub mod host;
 pub mod index;
 pub mod limits;
 pub mod pool;
+pub mod proxy;
 pub mod secret;
 pub mod snapshot;
 pub mod status;
