@@ -1,9 +1,10 @@
 //! The gateway world: a `wasi:http/incoming-handler` component that forwards every request to
 //! the upstream through the key pool. `wasmtime serve -S cli=y --env POOLSWITCH_… gateway.wasm`.
 //!
-//! Configured from the environment (see `config.rs`). `GET /poolswitch/health` and
-//! `GET /poolswitch/status` answer locally; everything else goes upstream with a pool key in
-//! place of the caller's own auth header, and the upstream body streams back untouched.
+//! Configured from `POOLSWITCH_*` variables, with the same schema, routes, token check, body
+//! limit, error answers and metrics as the Node gateway (`poolswitch::core::proxy`):
+//! `/poolswitch/health`, `/poolswitch/status` and `/poolswitch/metrics` answer locally;
+//! everything else goes upstream with a pool key, and the upstream body streams back untouched.
 //!
 //! `wasmtime serve` gives every request a fresh instance, so the pool's key state lives in a
 //! JSON file (`POOLSWITCH_STATE_FILE` in a preopened dir): read at the start of a request and

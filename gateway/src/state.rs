@@ -9,8 +9,8 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    pub fn from_env() -> Option<Self> {
-        std::env::var("POOLSWITCH_STATE_FILE").ok().filter(|p| !p.is_empty()).map(|path| Self { path })
+    pub fn new(path: Option<&str>) -> Option<Self> {
+        path.map(|p| Self { path: p.to_owned() })
     }
 
     pub fn load(&self) -> Option<PoolSnapshot> {

@@ -32,6 +32,8 @@ pub fn status_for(kind: &str) -> u16 {
         "no_healthy_keys" => 503,
         "network" => 502,
         "timeout" => 504,
+        // A route this gateway cannot serve (key admin across per-request WASI instances).
+        "not_supported" => 501,
         // `invalid_config` is the proxy's own config: the operator's fault, not the caller's.
         _ => 500,
     }
@@ -81,6 +83,7 @@ mod tests {
             ("payload_too_large", 413),
             ("network", 502),
             ("timeout", 504),
+            ("not_supported", 501),
             ("invalid_config", 500),
             ("something_new", 500),
         ];
