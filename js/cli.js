@@ -36,6 +36,9 @@ function stopWhenOrphanedUnderNpx(stop) {
   setInterval(() => process.ppid !== parent && stop(), 250).unref();
 }
 
+// A port flag of digits is a number; anything else goes through as text and is refused by name.
+const port = (v) => (v !== undefined && /^\d{1,6}$/.test(v) ? Number(v) : v);
+
 async function main() {
   const [command, ...rest] = process.argv.slice(2);
   if (command === "--help" || command === "-h" || command === "help") {
@@ -61,7 +64,7 @@ async function main() {
     console.log(USAGE);
     return 0;
   }
-  const flags = { host: values.host, port: values.port, log_level: values["log-level"] };
+  const flags = { host: values.host, port: port(values.port), log_level: values["log-level"] };
   let gateway;
   let config;
   try {

@@ -1,111 +1,187 @@
-// The gateway: an HTTP server that forwards every request to the upstream through the pool.
+// The Node gateway: an HTTP server that forwards every request to the upstream through the pool.
+// Every decision (routes, token, headers, error answers, metrics) is the core's, through the
+// wasm module, so this gateway answers exactly as the WASI one (gateway/ crate) does; this file
+// keeps only sockets, streams and the shutdown.
 import http from "node:http";
 import { Readable } from "node:stream";
-import { timingSafeEqual } from "node:crypto";
 import { PoolSwitchClient, PoolSwitchError } from "../esm/node.js";
-import { Metrics } from "./metrics.js";
+import {
+  proxyAuthorized,
+  proxyErrorAnswer,
+  proxyKeyIdHeader,
+  proxyMetrics,
+  proxyParseKey,
+  proxyRequestHeaders,
+  proxyResponseHeaders,
+  proxyRoute,
+} from "../wasm/poolswitch.js";
 
-// Per-connection headers (RFC 9110 §7.6.1) and what fetch recomputes or has already undone
-// (it decompresses, so the encoding and length no longer describe the body it hands over).
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
-const RESPONSE_DROP = new Set([...HOP_BY_HOP, "content-encoding"]);
 const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 };
+const KEY_EVENTS = { remove_key: "key_removed", enable_key: "key_enabled", disable_key: "key_disabled" };
 
-function sendJson(res, status, value, headers = {}) {
+/** A failure with one of the core's error kinds (see `status_for` in src/core/proxy/answer.rs). */
+class ProxyError extends Error {
+  constructor(kind, message) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+function sendJson(res, status, value) {
   const body = JSON.stringify(value);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...headers });
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
+  return status;
 }
 
-async function readBody(req) {
-  const chunks = [];
-  for await (const c of req) chunks.push(c);
-  return Buffer.concat(chunks);
+function sendError(res, kind, message, retryAt, extra = {}) {
+  const a = proxyErrorAnswer(kind, message, typeof retryAt === "number" ? retryAt : undefined, Date.now());
+  const headers = { "content-type": "application/json", "content-length": Buffer.byteLength(a.body), ...extra };
+  for (const [k, v] of a.headers) headers[k] = v;
+  res.writeHead(a.status, headers);
+  res.end(a.body);
+  return a.status;
 }
 
-function presented(req) {
-  const auth = req.headers.authorization;
-  if (auth && auth.startsWith("Bearer ")) return auth.slice(7);
-  return req.headers["x-poolswitch-token"];
-}
-
-function tokenMatches(given, expected) {
-  if (typeof given !== "string") return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+/**
+ * Reads a request body up to `limit` bytes. Past it, rejects with payload_too_large and keeps
+ * reading only to discard (nothing more is held), so the caller still gets the 413 answer on an
+ * intact connection; Node's requestTimeout bounds a body that never ends.
+ */
+function readBody(req, limit) {
+  return new Promise((resolve, reject) => {
+    const tooLarge = () => new ProxyError("payload_too_large", `the request body is over ${limit} bytes`);
+    const declared = Number(req.headers["content-length"]);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
+    let chunks = [];
+    let size = 0;
+    const onData = (c) => {
+      size += c.length;
+      if (size > limit) {
+        chunks = [];
+        req.off("data", onData);
+        req.on("data", () => {});
+        reject(tooLarge());
+      } else {
+        chunks.push(c);
+      }
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(Buffer.concat(chunks)));
+    req.once("error", reject);
+  });
 }
 
 /** Builds the gateway; `listen()` resolves to its URL, `close()` drains in-flight requests. */
-export function createGateway({ pool: poolConfig, gateway }, log = console.error) {
-  const metrics = new Metrics();
-  const client = new PoolSwitchClient({ ...poolConfig, onEvent: metrics.onEvent });
+export function createGateway({ pool: poolConfig, proxy: settings }, log = console.error) {
+  const client = new PoolSwitchClient(poolConfig);
   const base = client.status().upstreamBaseUrl;
-  const level = LEVELS[gateway.log_level];
+  const level = LEVELS[settings.logLevel] ?? LEVELS.info;
   const emit = (lvl, fields) => LEVELS[lvl] <= level && log(JSON.stringify({ level: lvl, time: new Date().toISOString(), ...fields }));
-  let inFlight = 0;
+  const token = settings.gatewayToken ?? undefined;
+  const inFlight = new Set(); // AbortControllers of forwarded requests
 
-  const server = http.createServer(async (req, res) => {
+  async function handle(req, res) {
     const started = performance.now();
-    const url = new URL(req.url, "http://gateway");
-    const path = url.pathname;
-    const done = (fields) => emit("info", { method: req.method, path, ms: Math.round(performance.now() - started), ...fields });
+    const target = typeof req.url === "string" ? req.url : "";
+    // Logged without the query, which may carry anything.
+    const path = target.split("?")[0].slice(0, 200);
+    const done = (status, fields = {}) => emit("info", { method: req.method, path, status, ms: Math.round(performance.now() - started), ...fields });
     try {
-      if (path === "/health") return sendJson(res, 200, { status: "ok" });
-      if (gateway.gateway_token && !tokenMatches(presented(req), gateway.gateway_token)) {
-        done({ status: 401, error: "gateway token missing or wrong" });
-        return sendJson(res, 401, { error: { type: "unauthorized", message: "gateway token missing or wrong" } }, { "www-authenticate": "Bearer" });
+      const route = proxyRoute(String(req.method), target);
+      if (route.route === "health") return done(sendJson(res, 200, { status: "ok" }));
+      if (token !== undefined && route.needsToken && !proxyAuthorized(req.headers.authorization, req.headers["x-poolswitch-token"], token)) {
+        return done(sendError(res, "unauthorized", "gateway token missing or wrong"));
       }
-      if (path === "/status" && req.method === "GET") return sendJson(res, 200, client.status());
-      if (path === "/metrics" && req.method === "GET") {
-        res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-        return res.end(metrics.render(client.status()));
+      switch (route.route) {
+        case "bad_target":
+          return done(sendError(res, "invalid_request", "the request target must be a path such as /v1/models"));
+        case "not_found":
+          return done(sendError(res, "not_found", "no such endpoint under /poolswitch/"));
+        case "method_not_allowed":
+          return done(sendError(res, "method_not_allowed", `use ${route.allow}`, undefined, { allow: route.allow }));
+        case "status":
+          return done(sendJson(res, 200, client.status()));
+        case "metrics": {
+          const text = proxyMetrics(JSON.stringify(client.status()));
+          res.writeHead(200, { "content-type": "text/plain; version=0.0.4", "content-length": Buffer.byteLength(text) });
+          res.end(text);
+          return done(200);
+        }
+        case "add_key": {
+          const text = (await readBody(req, settings.bodyLimitBytes)).toString("utf8");
+          let key;
+          try {
+            key = proxyParseKey(text);
+          } catch (e) {
+            throw new ProxyError("invalid_key", e.message);
+          }
+          let id;
+          try {
+            id = client.addKey(key);
+          } catch (e) {
+            throw new ProxyError("invalid_key", e.message);
+          }
+          emit("info", { event: "key_added", key: id });
+          return done(sendJson(res, 201, { id }));
+        }
+        case "remove_key":
+        case "enable_key":
+        case "disable_key": {
+          if (route.route === "remove_key") client.removeKey(route.id);
+          else if (route.route === "enable_key") client.enableKey(route.id);
+          else client.disableKey(route.id);
+          emit("info", { event: KEY_EVENTS[route.route], key: route.id });
+          return done(sendJson(res, 200, { id: route.id }));
+        }
+        default:
+          return await forward(req, res, target, done);
       }
-      if (path === "/keys" && req.method === "POST") {
-        const id = client.addKey(JSON.parse((await readBody(req)).toString("utf8") || "null"));
-        emit("info", { event: "key_added", key: id });
-        return sendJson(res, 201, { id });
-      }
-      const m = path.match(/^\/keys\/([^/]+)(?:\/(enable|disable))?$/);
-      if (m && (req.method === "DELETE" || req.method === "POST")) {
-        const id = decodeURIComponent(m[1]);
-        if (req.method === "DELETE" && !m[2]) client.removeKey(id);
-        else if (m[2] === "enable") client.enableKey(id);
-        else if (m[2] === "disable") client.disableKey(id);
-        else return sendJson(res, 404, { error: { type: "not_found", message: "no such route" } });
-        emit("info", { event: `key_${m[2] ?? "removed"}`, key: id });
-        return sendJson(res, 200, { id });
-      }
-      inFlight++;
-      await forward(req, res, url, done);
     } catch (e) {
-      const status = e instanceof PoolSwitchError ? (e.kind === "invalid_request" || e.kind === "invalid_config" ? 400 : e.kind === "unknown_key" ? 404 : e.kind === "timeout" ? 504 : 502) : 400;
-      done({ status, error: e.message });
-      if (!res.headersSent) sendJson(res, status, { error: { type: e.kind ?? "bad_request", message: e.message } });
-      else res.destroy(e);
+      const kind = e instanceof ProxyError || e instanceof PoolSwitchError ? e.kind : "internal";
+      const message = e instanceof ProxyError || e instanceof PoolSwitchError ? e.message : "internal error";
+      if (!res.headersSent) done(sendError(res, kind, message, e.retryAt), { error: message });
+      else {
+        done(res.statusCode, { error: message });
+        res.destroy();
+      }
     }
-  });
+  }
 
-  async function forward(req, res, url, done) {
+  async function forward(req, res, target, done) {
+    const controller = new AbortController();
+    inFlight.add(controller);
     try {
-      const headers = {};
-      for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && k !== "x-poolswitch-token") headers[k] = v;
-      const body = req.method === "GET" || req.method === "HEAD" ? undefined : await readBody(req);
-      const controller = new AbortController();
+      const body = await readBody(req, settings.bodyLimitBytes);
       res.on("close", () => !res.writableFinished && controller.abort());
-      const upstream = await client.fetch(`${base}${url.pathname}${url.search}`, { method: req.method, headers, body, signal: controller.signal });
-      const out = {};
-      for (const [k, v] of upstream.headers) if (!RESPONSE_DROP.has(k)) out[k] = v;
-      const { keyId: key, attempts } = upstream.poolswitch ?? {};
-      if (key) Object.assign(out, { "x-poolswitch-key-id": key, "x-poolswitch-attempts": String(attempts) });
+      const flat = proxyRequestHeaders(req.rawHeaders);
+      const headers = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) headers.push([flat[i], flat[i + 1]]);
+      // The target as the caller sent it, joined to the base by the core (as on the WASI gateway).
+      const upstream = await client.fetch(target, { method: req.method, headers, body: body.length ? body : undefined, signal: controller.signal });
+      const meta = upstream.poolswitch;
+      if (!meta) {
+        // client.fetch answers "no key can serve" with a response of its own: answer it the core's way.
+        const payload = await upstream.json().catch(() => null);
+        const e = payload?.error ?? {};
+        return done(sendError(res, "no_healthy_keys", String(e.message ?? "no healthy keys"), typeof e.retry_at === "number" ? e.retry_at : undefined));
+      }
+      const raw = [];
+      for (const [k, v] of upstream.headers) raw.push(k, v);
+      const out = proxyResponseHeaders(raw, true);
+      out.push("x-poolswitch-key-id", proxyKeyIdHeader(meta.keyId), "x-poolswitch-attempts", String(meta.attempts));
       res.writeHead(upstream.status, out);
       res.flushHeaders();
       if (upstream.body) {
         // Streamed through chunk by chunk (server-sent events included), never buffered.
         await new Promise((resolve) => {
           const source = Readable.fromWeb(upstream.body);
-          source.on("error", (e) => {
-            res.destroy(e);
+          source.on("error", () => {
+            res.destroy();
             resolve();
           });
           res.on("close", resolve);
@@ -114,11 +190,19 @@ export function createGateway({ pool: poolConfig, gateway }, log = console.error
       } else {
         res.end();
       }
-      done({ status: upstream.status, key, attempts });
+      done(upstream.status, { key: meta.keyId, attempts: meta.attempts });
     } finally {
-      inFlight--;
+      inFlight.delete(controller);
     }
   }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch(() => {
+      // Nothing a request sends may take the process down.
+      if (!res.headersSent) sendError(res, "internal", "internal error");
+      else res.destroy();
+    });
+  });
 
   return {
     client,
@@ -126,19 +210,31 @@ export function createGateway({ pool: poolConfig, gateway }, log = console.error
     async listen() {
       await new Promise((resolve, reject) => {
         server.once("error", reject);
-        server.listen(gateway.port, gateway.host, resolve);
+        server.listen(settings.port, settings.host, resolve);
       });
       const { address, port } = server.address();
       const url = `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
-      emit("info", { event: "listening", url, upstream: base, keys: client.status().keys.length, strategy: client.status().strategy });
+      const s = client.status();
+      emit("info", { event: "listening", url, upstream: base, keys: s.keys.length, strategy: s.strategy, auth: token !== undefined });
       return url;
     },
-    /** Stops accepting, lets in-flight requests finish, then resolves. */
+    /**
+     * Stops accepting and lets in-flight requests finish for up to drainTimeoutMs; then aborts
+     * the rest (a silent upstream cannot hold the shutdown) and closes every connection.
+     */
     close() {
-      emit("info", { event: "shutting_down", inFlight });
+      emit("info", { event: "shutting_down", inFlight: inFlight.size });
       return new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections?.();
+        const timer = setTimeout(() => {
+          emit("warn", { event: "drain_timeout", aborted: inFlight.size });
+          for (const c of inFlight) c.abort();
+          server.closeAllConnections();
+        }, settings.drainTimeoutMs);
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
       });
     },
   };

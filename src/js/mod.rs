@@ -7,6 +7,7 @@
 
 mod convert;
 mod ops;
+mod proxy;
 mod time;
 mod transport;
 

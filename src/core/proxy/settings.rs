@@ -256,6 +256,15 @@ fn check_key_shapes(keys: &Value) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The body of `POST /poolswitch/keys`: a key string or key object as JSON. Errors give the
+/// position only, never the text (it is a key).
+pub fn parse_key_body(text: &str) -> Result<Value, ConfigError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ConfigError::new("key", format!("the body is not valid JSON (line {}, column {})", e.line(), e.column())))?;
+    check_key_shapes(&Value::Array(vec![value.clone()])).map_err(|e| ConfigError::new(e.field.replacen("keys[0]", "key", 1), e.problem))?;
+    Ok(value)
+}
+
 fn whole(fields: &Map<String, Value>, name: &str, default: u64, max: u64) -> Result<u64, ConfigError> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(default),
@@ -542,6 +551,17 @@ mod tests {
         assert_eq!(wasi(&[]).unwrap_err().field, "gateway_token");
         assert!(wasi(&[("POOLSWITCH_ALLOW_UNAUTHENTICATED", "1")]).is_ok());
         assert!(wasi(&[("POOLSWITCH_GATEWAY_TOKEN", "gw-token-123")]).is_ok());
+    }
+
+    #[test]
+    fn a_key_body_is_json_and_never_echoed() {
+        assert_eq!(parse_key_body(r#"{"id":"d","value":"sk-d"}"#).unwrap()["id"], "d");
+        assert_eq!(parse_key_body(r#""sk-d""#).unwrap(), json!("sk-d"));
+        for bad in ["sk-raw-secret-1", "{\"value\": sk-raw-secret-1}", "12345678901", "{\"value\": 12345678901}"] {
+            let e = parse_key_body(bad).unwrap_err();
+            assert!(e.field.starts_with("key"), "{e}");
+            assert!(!e.to_string().contains("sk-raw-secret-1") && !e.to_string().contains("12345678901"), "{e}");
+        }
     }
 
     #[test]
