@@ -206,7 +206,7 @@ if (want(5)) {
 
 // 6. Proxy mode: the gateway against hitting the mock directly ------------------------------------
 if (want(6)) {
-  // A free port, then poll /health until the gateway answers (at log level warn it prints nothing).
+  // A free port, then poll /poolswitch/health until the gateway answers (at log level warn it prints nothing).
   const port = await new Promise((resolve) => {
     const srv = net.createServer().listen(0, "127.0.0.1", () => {
       const p = srv.address().port;
@@ -219,7 +219,7 @@ if (want(6)) {
   });
   const gwUrl = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
-    if (await fetch(`${gwUrl}/health`).then((r) => r.ok, () => false)) break;
+    if (await fetch(`${gwUrl}/poolswitch/health`).then((r) => r.ok, () => false)) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const viaGateway = () => fetch(`${gwUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(BODY) }).then((r) => r.json());

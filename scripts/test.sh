@@ -27,8 +27,8 @@ cargo build --locked -p poolswitch-wasi-driver --target wasm32-wasip2 --release 
 step "npm package"
 ./scripts/build-pkg.sh
 
-step "hosts: Node, install from tarball, headless Chromium, workerd, jco, Wasmtime (CLI and its Python embedding)"
-node --test tests/js/ tests/browser/ tests/workerd/ tests/wasi/
+step "hosts: Node, install from tarball, both proxy gateways, headless Chromium, workerd, jco, Wasmtime (CLI and its Python embedding)"
+node --test tests/js/ tests/proxy/ tests/browser/ tests/workerd/ tests/wasi/
 
 step "packaging: npm pack, install into fresh projects, build with Vite/webpack/esbuild/bun, run in Chromium, Node, Bun, Deno, edge-runtime; publint, attw, tsc; CLI under npx"
 node --test tests/packaging/
