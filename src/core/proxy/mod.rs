@@ -25,3 +25,64 @@ pub use headers::{forward_request_header, forward_response_header, key_id_header
 pub use metrics::render_metrics;
 pub use routes::{route, Route, PREFIX};
 pub use settings::{ProxyConfig, ProxySettings};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map, Value};
+
+    /// Text drawn from the characters that matter to these parsers: separators, quotes, escapes,
+    /// percent signs, control and non-Latin-1 characters.
+    fn text(rng: &mut fastrand::Rng, max: usize) -> String {
+        const PIECES: [&str; 24] = [
+            "/",
+            "poolswitch",
+            "keys",
+            "%",
+            "%2F",
+            "%FF",
+            "?",
+            "&",
+            "=",
+            ",",
+            "[",
+            "]",
+            "{",
+            "}",
+            "\"",
+            "\\",
+            "\n",
+            " ",
+            "é",
+            "键",
+            "\u{0}",
+            "health",
+            "Bearer ",
+            "1e999",
+        ];
+        (0..rng.usize(0..max)).map(|_| PIECES[rng.usize(..PIECES.len())]).collect()
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics() {
+        let mut rng = fastrand::Rng::with_seed(0x5eed);
+        for _ in 0..5_000 {
+            let a = text(&mut rng, 12);
+            let b = text(&mut rng, 12);
+            let r = route(&a, &b);
+            let _ = (r.needs_token(), r.name());
+            let _ = token_matches(presented_token(Some(&a), Some(&b)), "gw-token-123");
+            assert!(http::HeaderValue::from_str(&key_id_header(&a)).is_ok());
+            let _ = forward_request_header(&a, Some(&b));
+            let _ = settings::parse_key_body(&a);
+            let _ = error_answer(&a, &b, Some(rng.u64(..)), rng.u64(..));
+            let env =
+                [(format!("POOLSWITCH_{}", ["KEYS", "PORT", "RATE_LIMIT_PER_SECOND", "DEFAULT_HEADERS", "X"][rng.usize(..5)]), b.clone())];
+            let file = json!({ "upstream_base_url": "http://127.0.0.1:1", "keys": [a.clone()] });
+            let _ = ProxyConfig::resolve(&file, env.iter().map(|(k, v)| (k.as_str(), v.as_str())), &Map::new(), settings::Listen::Unknown);
+            let status = json!({ "keys": [{ "id": a, "state": b, "totalRequests": rng.u64(..) }, { "id": 5 }, "x"], "healthyKeys": "no" });
+            let _ = render_metrics(&status);
+            let _ = render_metrics(&Value::String(b));
+        }
+    }
+}
