@@ -37,7 +37,7 @@ function serve(args, env = {}) {
 
 const run = (args, env = {}) => spawnSync(process.execPath, [CLI, "serve", ...args], { env: childEnv(env), encoding: "utf8", timeout: 20_000 });
 
-const target = { name: "node", keyAdmin: true, start: (env) => serve(["--port", "0"], env) };
+const target = { name: "node", keyAdmin: true, seesConnectionHeader: true, start: (env) => serve(["--port", "0"], env) };
 proxySuite(target);
 noHealthyKeysSuite(target);
 

@@ -4,7 +4,7 @@
 // POOLSWITCH_* variables. The only stand-in is the upstream: the mock provider in its own
 // process, or a plain server started here.
 //
-// A target is { name, start(env) → { url, stop(), logs() }, keyAdmin: bool }.
+// A target is { name, start(env) → { url, stop(), logs() }, keyAdmin, seesConnectionHeader }.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -121,7 +121,11 @@ export function proxySuite(target) {
     assert.equal(r.status, 200);
     const echo = JSON.parse(r.body);
     assert.deepEqual([echo.method, echo.path, echo.query, echo.body, echo.headers["x-custom"]], ["PUT", "/v1/echo", { x: "1", y: "two" }, "payload", "yes"]);
-    for (const h of ["x-hop", "proxy-authorization", "te", "x-poolswitch-token"]) assert.equal(echo.headers[h], undefined, h);
+    for (const h of ["proxy-authorization", "te", "x-poolswitch-token"]) assert.equal(echo.headers[h], undefined, h);
+    // A header the caller's `Connection` names is hop-by-hop too. Wasmtime's wasi:http strips
+    // `Connection` itself before the component sees the request, so there the gateway cannot
+    // know which names it listed (headers.rs still applies the rule to what it is given).
+    if (target.seesConnectionHeader) assert.equal(echo.headers["x-hop"], undefined, "x-hop");
     assert.ok(!r.body.includes(TOKEN));
   });
 

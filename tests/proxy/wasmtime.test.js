@@ -44,7 +44,7 @@ async function serve(env) {
   return { url: `http://127.0.0.1:${port}`, logs: () => logs, stop: () => (child.kill("SIGTERM"), exited) };
 }
 
-const target = { name: "wasmtime", keyAdmin: false, start: serve };
+const target = { name: "wasmtime", keyAdmin: false, seesConnectionHeader: false, start: serve };
 proxySuite(target);
 noHealthyKeysSuite(target);
 
