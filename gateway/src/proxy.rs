@@ -116,7 +116,7 @@ pub async fn handle(request: http::Request<Body>) -> Result<Response<Body>, Erro
         }
         _ => {}
     }
-    let client = match host::client(&config.pool) {
+    let client = match config.pool().and_then(|pool| host::client(&pool)) {
         Ok(c) => c,
         Err(e) => return fail("invalid_config", &e.to_string()),
     };

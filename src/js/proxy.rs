@@ -52,7 +52,7 @@ pub fn proxy_config(file: &str, env: &str, flags: &str) -> Result<JsValue, JsVal
     };
     let c = ProxyConfig::resolve(&file, env, &flags, Listen::Configured).map_err(|e| config_error(&e))?;
     let out = Object::new();
-    set(&out, "pool", to_js(&c.pool_fields)?);
+    set(&out, "pool", to_js(&c.pool_fields_camel_case())?);
     set(&out, "proxy", to_js(&c.settings)?);
     Ok(out.into())
 }

@@ -107,7 +107,7 @@ test("node: thousands of requests at concurrency 256 lose none and keep counters
 test("node: a bad config exits 1 naming the field, and never shows a key", () => {
   let r = run([], { POOLSWITCH_UPSTREAM_BASE_URL: "ftp://nope", POOLSWITCH_KEYS: "sk-secret-zzz" });
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /upstream_base_url/);
+  assert.match(r.stderr, /upstreamBaseUrl|upstream_base_url/);
   assert.ok(!r.stderr.includes("sk-secret-zzz"));
   r = run([], { POOLSWITCH_UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: "k1", POOLSWITCH_PORT: "99999" });
   assert.equal(r.status, 1);

@@ -79,7 +79,9 @@ mod tests {
             let env =
                 [(format!("POOLSWITCH_{}", ["KEYS", "PORT", "RATE_LIMIT_PER_SECOND", "DEFAULT_HEADERS", "X"][rng.usize(..5)]), b.clone())];
             let file = json!({ "upstream_base_url": "http://127.0.0.1:1", "keys": [a.clone()] });
-            let _ = ProxyConfig::resolve(&file, env.iter().map(|(k, v)| (k.as_str(), v.as_str())), &Map::new(), settings::Listen::Unknown);
+            let resolved =
+                ProxyConfig::resolve(&file, env.iter().map(|(k, v)| (k.as_str(), v.as_str())), &Map::new(), settings::Listen::Unknown);
+            let _ = resolved.and_then(|c| c.pool());
             let status = json!({ "keys": [{ "id": a, "state": b, "totalRequests": rng.u64(..) }, { "id": 5 }, "x"], "healthyKeys": "no" });
             let _ = render_metrics(&status);
             let _ = render_metrics(&Value::String(b));

@@ -177,19 +177,19 @@ impl std::fmt::Debug for ProxySettings {
     }
 }
 
-/// The whole proxy config: the pool's part (checked by the pool's own rules) and the gateway's.
-/// Its `Debug` shows neither key values nor the token.
+/// The whole proxy config: the pool's part (checked by the pool's own rules, see
+/// [`ProxyConfig::pool`]) and the gateway's. Its `Debug` shows neither key values nor the token.
 #[derive(Clone)]
 pub struct ProxyConfig {
-    pub pool: PoolConfig,
-    /// The pool's part as given, fields in camelCase: what the Node gateway hands its client.
+    /// The pool's fields as given (snake_case names).
     pub pool_fields: Map<String, Value>,
     pub settings: ProxySettings,
 }
 
 impl std::fmt::Debug for ProxyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProxyConfig").field("pool", &self.pool).field("settings", &self.settings).finish_non_exhaustive()
+        let fields: Vec<&String> = self.pool_fields.keys().collect();
+        f.debug_struct("ProxyConfig").field("pool_fields", &fields).field("settings", &self.settings).finish()
     }
 }
 
@@ -381,12 +381,23 @@ impl ProxyConfig {
         if let Some(keys) = pool.get("keys") {
             check_key_shapes(keys)?;
         }
-        let config: PoolConfig =
-            serde_path_to_error::deserialize(Value::Object(pool.clone())).map_err(|e| scrub_values(ConfigError::from_serde(e)))?;
-        config.validate().map_err(scrub_values)?;
         let settings = settings(&gateway, listen)?;
-        let pool_fields = pool.into_iter().map(|(k, v)| (camel(&k), v)).collect();
-        Ok(Self { pool: config, pool_fields, settings })
+        Ok(Self { pool_fields: pool, settings })
+    }
+
+    /// The pool's part, parsed and checked by the pool's own rules. (The Node gateway hands
+    /// [`ProxyConfig::pool_fields_camel_case`] to its client instead, which runs the same
+    /// checks: parsing here too would put a second copy of the config parser in the wasm.)
+    pub fn pool(&self) -> Result<PoolConfig, ConfigError> {
+        let config: PoolConfig = serde_path_to_error::deserialize(Value::Object(self.pool_fields.clone()))
+            .map_err(|e| scrub_values(ConfigError::from_serde(e)))?;
+        config.validate().map_err(scrub_values)?;
+        Ok(config)
+    }
+
+    /// The pool's fields with camelCase names, as the JS client's options.
+    pub fn pool_fields_camel_case(&self) -> Map<String, Value> {
+        self.pool_fields.iter().map(|(k, v)| (camel(k), v.clone())).collect()
     }
 }
 
@@ -397,8 +408,11 @@ mod tests {
 
     const NODE: Listen = Listen::Configured;
 
+    /// Resolves and checks the pool's part too, as the WASI gateway does.
     fn resolve(file: Value, env: &[(&str, &str)]) -> Result<ProxyConfig, ConfigError> {
-        ProxyConfig::resolve(&file, env.iter().copied(), &Map::new(), NODE)
+        let c = ProxyConfig::resolve(&file, env.iter().copied(), &Map::new(), NODE)?;
+        c.pool()?;
+        Ok(c)
     }
 
     fn base() -> Value {
@@ -448,8 +462,8 @@ mod tests {
         let s = &c.settings;
         assert_eq!((s.host.as_str(), s.port, s.log_level), ("127.0.0.1", 8080, "info"));
         assert_eq!((s.body_limit_bytes, s.drain_timeout_ms, s.gateway_token.clone()), (DEFAULT_BODY_LIMIT, DEFAULT_DRAIN_MS, None));
-        assert_eq!(c.pool.keys.len(), 2);
-        assert_eq!(c.pool_fields.get("upstreamBaseUrl"), Some(&json!("https://api.example.com")));
+        assert_eq!(c.pool().unwrap().keys.len(), 2);
+        assert_eq!(c.pool_fields_camel_case().get("upstreamBaseUrl"), Some(&json!("https://api.example.com")));
     }
 
     #[test]
@@ -475,7 +489,7 @@ mod tests {
         file["retryAttempts"] = json!(1);
         let c = resolve(file, &[]).unwrap();
         assert_eq!(c.settings.gateway_token.as_deref(), Some("secret-token-1"));
-        assert_eq!((c.settings.body_limit_bytes, c.pool.retry_attempts), (1024, 1));
+        assert_eq!((c.settings.body_limit_bytes, c.pool().unwrap().retry_attempts), (1024, 1));
     }
 
     #[test]
@@ -494,13 +508,17 @@ mod tests {
         flags.insert("port".into(), json!(9100));
         flags.insert("host".into(), Value::Null);
         let c = ProxyConfig::resolve(&base(), env.iter().copied(), &flags, NODE).unwrap();
-        assert_eq!(c.pool.strategy.as_str(), "round_robin");
-        assert_eq!((c.pool.retry_attempts, c.pool.auth_scheme.clone(), c.pool.rate_limit_per_second), (5, None, Some(2.5)));
-        assert_eq!(c.pool.keys.len(), 2);
+        assert!(c.pool().is_ok());
+        assert_eq!(c.pool().unwrap().strategy.as_str(), "round_robin");
+        assert_eq!(
+            (c.pool().unwrap().retry_attempts, c.pool().unwrap().auth_scheme.clone(), c.pool().unwrap().rate_limit_per_second),
+            (5, None, Some(2.5))
+        );
+        assert_eq!(c.pool().unwrap().keys.len(), 2);
         assert_eq!((c.settings.port, c.settings.allow_unauthenticated), (9100, true));
-        assert_eq!(c.pool.default_headers.get("x-a").map(String::as_str), Some("1"));
+        assert_eq!(c.pool().unwrap().default_headers.get("x-a").map(String::as_str), Some("1"));
         let json_keys = [("POOLSWITCH_KEYS", r#"[{"id":"a","value":"sk-1"},"sk-2"]"#)];
-        assert_eq!(resolve(base(), &json_keys).unwrap().pool.keys[0].id.as_deref(), Some("a"));
+        assert_eq!(resolve(base(), &json_keys).unwrap().pool().unwrap().keys[0].id.as_deref(), Some("a"));
     }
 
     #[test]
@@ -570,6 +588,6 @@ mod tests {
         file["gateway_token"] = json!("gw-secret-token");
         let c = resolve(file, &[]).unwrap();
         let shown = format!("{c:?}");
-        assert!(!shown.contains("gw-secret-token") && !shown.contains("sk-a") && shown.contains("api.example.com"), "{shown}");
+        assert!(!shown.contains("gw-secret-token") && !shown.contains("sk-a") && shown.contains("upstream_base_url"), "{shown}");
     }
 }
