@@ -46,6 +46,15 @@ cp js/index.d.ts "$out/index.d.cts"
 cp js/mock-provider.d.ts "$out/mock-provider.d.cts"
 cp -r js/gateway "$out/gateway"
 cp -r wit "$out/wit"
+# The Node gateway's proxy rules (src/core/proxy through src/js/proxy.rs): the same crate with the
+# `node-proxy` feature, in a wasm of its own under gateway/, so the client's wasm stays as small.
+cargo build --locked --profile wasm-size --target wasm32-unknown-unknown --features node-proxy
+wasm-bindgen --target web --out-dir "$out/gateway/wasm" --out-name poolswitch --no-typescript \
+  target/wasm32-unknown-unknown/wasm-size/poolswitch.wasm
+npx --no-install wasm-opt -Oz \
+  --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
+  --enable-sign-ext --enable-reference-types --enable-multivalue \
+  "$out/gateway/wasm/poolswitch_bg.wasm" -o "$out/gateway/wasm/poolswitch_bg.wasm"
 cp js/README.md "$out/README.md"
 if [ -f target/components/poolswitch.wasm ] && [ -f target/components/poolswitch-gateway.wasm ]; then
   cp target/components/poolswitch.wasm target/components/poolswitch-gateway.wasm "$out/component/"

@@ -14,6 +14,7 @@ step "format and lints"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --locked --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown --features node-proxy -- -D warnings
 cargo clippy --locked --target wasm32-wasip2 -- -D warnings
 cargo clippy --locked -p poolswitch-gateway -p poolswitch-wasi-driver --target wasm32-wasip2 --target-dir target/gateway -- -D warnings
 

@@ -4,8 +4,7 @@
 import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
-import "../esm/node.js"; // loads the wasm module
-import { proxyConfig } from "../wasm/poolswitch.js";
+import { proxyConfig } from "./rules.js";
 
 export class ConfigError extends Error {
   constructor(field, problem) {

@@ -14,7 +14,7 @@ import {
   proxyRequestHeaders,
   proxyResponseHeaders,
   proxyRoute,
-} from "../wasm/poolswitch.js";
+} from "./rules.js";
 
 const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 };
 const KEY_EVENTS = { remove_key: "key_removed", enable_key: "key_enabled", disable_key: "key_disabled" };

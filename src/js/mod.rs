@@ -7,6 +7,7 @@
 
 mod convert;
 mod ops;
+#[cfg(feature = "node-proxy")]
 mod proxy;
 mod time;
 mod transport;

@@ -1,6 +1,7 @@
 //! The proxy rules of the core (`crate::core::proxy`) for the Node gateway (`js/gateway/`), as
 //! free functions: the Node gateway keeps only its sockets and streams, and asks here for every
-//! decision, so it answers exactly as the WASI gateway does.
+//! decision, so it answers exactly as the WASI gateway does. Built only with the `node-proxy`
+//! feature, into the gateway's own wasm (`pkg/gateway/wasm/`, loaded by `js/gateway/rules.js`).
 
 use js_sys::{Array, Object, Reflect};
 use serde_json::{Map, Value};
