@@ -51,7 +51,7 @@ export function reloader({ gateway, file, env, flags, initial, log }) {
     }
     current = next;
     log("info", { event: "reloaded", ...changes });
-    if (withoutKeys(next.pool) !== withoutKeys(initial.pool) || JSON.stringify(next.gateway) !== JSON.stringify(initial.gateway)) {
+    if (withoutKeys(next.pool) !== withoutKeys(initial.pool) || JSON.stringify(next.proxy) !== JSON.stringify(initial.proxy)) {
       log("warn", { event: "reload_partial", message: "only the key list reloads on SIGHUP; restart to apply the other changed settings" });
     }
   };

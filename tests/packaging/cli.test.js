@@ -66,12 +66,12 @@ async function waitFor(child, lines, pattern) {
 test("SIGTERM to npx stops the proxy it started", { timeout: 60_000 }, async () => {
   const keys = await mock.keysFor("npx");
   const { child, lines, url } = await serve([], { POOLSWITCH_UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: keys.join(",") });
-  assert.equal((await fetch(`${url}/health`)).status, 200);
+  assert.equal((await fetch(`${url}/poolswitch/health`)).status, 200);
   child.kill("SIGTERM");
   // The stderr pipe is shared by npx, the shell and the proxy: it closes only once all have exited.
   await once(child, "close");
   assert.match(lines.text, /"event":"shutting_down"/);
-  await assert.rejects(fetch(`${url}/health`), "nothing listens any more");
+  await assert.rejects(fetch(`${url}/poolswitch/health`), "nothing listens any more");
 });
 
 test("SIGHUP reloads the key list from the config file and keeps serving", { timeout: 60_000 }, async () => {
@@ -85,7 +85,7 @@ test("SIGHUP reloads the key list from the config file and keeps serving", { tim
   process.kill(proxyPid(child.pid), "SIGHUP");
   const reloaded = await waitFor(child, lines, /"event":"reloaded".*/);
   assert.match(reloaded[0], /"added":\["second"\],"removed":\["first"\]/);
-  const status = await (await fetch(`${url}/status`)).json();
+  const status = await (await fetch(`${url}/poolswitch/status`)).json();
   assert.deepEqual(status.keys.map((k) => k.id), ["second"]);
   const out = await (await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).json();
   assert.equal(out.choices[0].message.content, "served by hup-b");
