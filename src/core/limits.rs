@@ -76,9 +76,11 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| v.len() <= MAX_VALUE_LEN)
 }
 
+/// A remaining count, at most [`MAX_COUNT`] (it is reported to JS as a number).
 fn number(h: &HeaderMap, name: &str) -> Option<u64> {
     let v = header(h, name)?;
-    v.parse::<u64>().ok().or_else(|| v.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
+    let n = v.parse::<u64>().ok().or_else(|| v.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))?;
+    Some(n.min(MAX_COUNT))
 }
 
 pub(crate) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -300,6 +302,6 @@ mod tests {
         let r = read_limits(&headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "999999999")]), u64::MAX);
         assert_eq!(r.requests_reset_at, Some(u64::MAX));
         let r = read_limits(&headers(&[("ratelimit-remaining", "99999999999999999999999")]), now);
-        assert_eq!(r.remaining_requests, Some(u64::MAX));
+        assert_eq!(r.remaining_requests, Some(MAX_COUNT));
     }
 }

@@ -93,21 +93,23 @@ impl KeySnapshot {
         }
     }
 
+    /// A key's state as exported: every number exact in JS, as in status.
     fn of(k: &KeySlot) -> Self {
+        let n = |c: u64| c.min(MAX_COUNT);
         Self {
             id: k.id.clone(),
-            total_requests: k.counters.total_requests.saturating_sub(k.counters.in_flight),
-            successes: k.counters.successes,
-            errors: k.counters.errors,
-            failovers: k.counters.failovers,
-            rate_limits: k.counters.rate_limits,
-            stream_errors: k.counters.stream_errors,
+            total_requests: n(k.counters.total_requests.saturating_sub(k.counters.in_flight)),
+            successes: n(k.counters.successes),
+            errors: n(k.counters.errors),
+            failovers: n(k.counters.failovers),
+            rate_limits: n(k.counters.rate_limits),
+            stream_errors: n(k.counters.stream_errors),
             cooldown_until: k.cooldown_until,
             cooldown_reason: k.cooldown_reason.map(|o| o.as_str().to_owned()),
             invalid: k.invalid,
-            remaining_requests: k.remaining_requests,
+            remaining_requests: k.remaining_requests.map(n),
             requests_reset_at: k.requests_reset_at,
-            remaining_tokens: k.remaining_tokens,
+            remaining_tokens: k.remaining_tokens.map(n),
             tokens_reset_at: k.tokens_reset_at,
             last_used_at: k.last_used_at,
             last_error: k.last_error.clone(),
