@@ -158,6 +158,10 @@ fn metadata_is_bounded_in_depth_and_size() {
     assert!(err.problem.contains("recursion limit"), "{err}");
     let big = format!(r#"{{"upstream_base_url":"https://x.com","keys":[{{"value":"k","metadata":{{"a":"{}"}}}}]}}"#, "x".repeat(20_000));
     fails(&big, "keys[0].metadata", "16384 bytes");
+    // Status hands metadata to JS: an integer it cannot hold exactly would make status() throw.
+    let huge = r#"{"upstream_base_url":"https://x.com","keys":[{"value":"k","metadata":{"n":[18446744073709551615]}}]}"#;
+    fails(huge, "keys[0].metadata", "2^53");
+    check(r#"{"upstream_base_url":"https://x.com","keys":[{"value":"k","metadata":{"n":9007199254740991,"f":1e300,"m":-5}}]}"#).unwrap();
 }
 
 #[test]

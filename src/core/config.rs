@@ -154,28 +154,43 @@ fn in_range(field: &str, value: u64) -> Result<(), ConfigError> {
     }
 }
 
-/// How deep a JSON value nests (a scalar is 0, `{}` is 1), without recursion.
-fn depth(value: &serde_json::Value) -> usize {
+/// How deep a JSON value nests (a scalar is 0, `{}` is 1), and whether every number in it is
+/// exact in JS (status hands metadata to JS, where a larger integer cannot be represented).
+/// Walked without recursion.
+fn shape(value: &serde_json::Value) -> (usize, bool) {
     let mut deepest = 0;
+    let mut exact = true;
     let mut stack = vec![(value, 1usize)];
     while let Some((v, d)) = stack.pop() {
         let children: Box<dyn Iterator<Item = &serde_json::Value>> = match v {
             serde_json::Value::Array(a) => Box::new(a.iter()),
             serde_json::Value::Object(o) => Box::new(o.values()),
+            serde_json::Value::Number(n) => {
+                exact &= n.as_f64().is_some_and(|f| f.abs() <= MAX_COUNT as f64) || n.is_f64();
+                continue;
+            }
             _ => continue,
         };
         deepest = deepest.max(d);
         stack.extend(children.map(|c| (c, d + 1)));
     }
-    deepest
+    (deepest, exact)
 }
 
 /// Bounds a key's metadata: it is kept for the life of the pool and copied into every status.
 fn check_metadata(field: &str, metadata: &serde_json::Map<String, serde_json::Value>) -> Result<(), ConfigError> {
     let field = format!("{field}.metadata");
-    let nested = metadata.values().map(depth).max().unwrap_or(0) + 1;
-    if nested > METADATA_MAX_DEPTH {
+    let (mut nested, mut exact) = (0, true);
+    for v in metadata.values() {
+        let (d, e) = shape(v);
+        nested = nested.max(d);
+        exact &= e;
+    }
+    if nested + 1 > METADATA_MAX_DEPTH {
         return Err(ConfigError::new(field, format!("nests deeper than {METADATA_MAX_DEPTH} levels")));
+    }
+    if !exact {
+        return Err(ConfigError::new(field, "holds a whole number beyond 2^53 - 1 (give it as a string)"));
     }
     let bytes = serde_json::to_string(metadata).map_or(usize::MAX, |t| t.len());
     if bytes > METADATA_MAX_BYTES {
