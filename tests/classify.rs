@@ -112,3 +112,25 @@ fn classes_drive_the_loop() {
     assert!(Outcome::Overloaded.is_transient() && Outcome::ServerError.is_transient());
     assert!(!Outcome::ClientError.is_key_fault() && !Outcome::TooLarge.is_transient());
 }
+
+#[test]
+fn hostile_error_bodies_classify_within_bounds() {
+    for depth in [1_000, 100_000] {
+        for (open, close) in [("[", "]"), (r#"{"error":"#, "}")] {
+            let body = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+            assert_eq!(outcome(429, &body), Outcome::RateLimited, "nested {depth}");
+            assert_eq!(outcome(500, &body), Outcome::ServerError);
+            // Cut off part-way, as a bounded peek would leave it.
+            assert_eq!(outcome(429, &body[..body.len() / 2]), Outcome::RateLimited);
+        }
+    }
+    // Only the first ERROR_BODY_LIMIT bytes count: quota wording after them is not seen.
+    let padded = format!("{}insufficient_quota", " ".repeat(classify::ERROR_BODY_LIMIT));
+    assert_eq!(outcome(429, &padded), Outcome::RateLimited);
+    assert_eq!(outcome(429, "insufficient_quota"), Outcome::QuotaExhausted);
+    // Not UTF-8, and a retryDelay far beyond the horizon.
+    assert_eq!(classify(429, &HeaderMap::new(), &[0xff, 0xfe, 0x00], NOW).outcome, Outcome::RateLimited);
+    let gemini = r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"99999999999999999999s"}]}}"#;
+    let v = verdict(429, gemini, &[]);
+    assert_eq!(v.limits.retry_after_ms, Some(limits::TIME_HORIZON_MS));
+}

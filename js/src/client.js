@@ -27,6 +27,17 @@ function scrub(text, secrets) {
   return text;
 }
 
+// Parsed JSON with every key value scrubbed; undefined when it cannot be written back (a body
+// nested too deep for JSON.stringify, which recurses): `text` still carries it.
+function scrubData(data, secrets) {
+  if (data === undefined) return undefined;
+  try {
+    return JSON.parse(scrub(JSON.stringify(data), secrets));
+  } catch {
+    return undefined;
+  }
+}
+
 function keyValues(keys) {
   if (!Array.isArray(keys)) return [];
   return keys.map((k) => (typeof k === "string" ? k : k && typeof k.value === "string" ? k.value : "")).filter(Boolean);
@@ -260,7 +271,7 @@ export class PoolSwitchClient {
       keyId: reply.keyId,
       attempts: reply.attempts,
       retryAt: reply.retryAt,
-      data: data === undefined ? undefined : JSON.parse(scrub(JSON.stringify(data), this.#secrets)),
+      data: scrubData(data, this.#secrets),
       text: scrub(text, this.#secrets),
       headers: response.headers,
     });

@@ -120,7 +120,7 @@ fn key_state(s: KeyState) -> wit::KeyState {
 }
 
 fn snapshot(json: &str) -> Result<PoolSnapshot, wit::Error> {
-    serde_json::from_str(json).map_err(|e| config_error(ConfigError::new("snapshot", e.to_string())))
+    PoolSnapshot::from_json_text(json).map_err(|e| config_error(e.within("snapshot")))
 }
 
 impl PoolResource {

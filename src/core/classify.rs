@@ -6,7 +6,7 @@
 use http::HeaderMap;
 use serde_json::Value;
 
-use super::limits::{parse_go_duration, read_limits, LimitsReport};
+use super::limits::{clamp_delay, parse_go_duration, read_limits, LimitsReport};
 
 /// How much of an error body is read to classify it.
 pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -84,7 +84,10 @@ fn push_str(out: &mut Vec<String>, v: Option<&Value>) {
     }
 }
 
+/// Parses an error body of any shape. Only the first [`ERROR_BODY_LIMIT`] bytes are read, and
+/// serde_json stops at 128 levels of nesting, so no body can exhaust memory or the stack.
 fn parse_provider_error(body: &[u8]) -> ProviderError {
+    let body = body.get(..ERROR_BODY_LIMIT).unwrap_or(body);
     let mut pe = ProviderError::default();
     let Ok(json) = serde_json::from_slice::<Value>(body) else {
         pe.message = String::from_utf8_lossy(body).to_ascii_lowercase();
@@ -105,7 +108,7 @@ fn parse_provider_error(body: &[u8]) -> ProviderError {
             push_str(&mut pe.quota_ids, v.get("quotaId"));
         }
         if let Some(delay) = detail.get("retryDelay").and_then(Value::as_str) {
-            pe.retry_delay_ms = parse_go_duration(delay);
+            pe.retry_delay_ms = parse_go_duration(delay).map(clamp_delay);
         }
     }
     pe

@@ -11,6 +11,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::error::ConfigError;
+use super::limits::MAX_COUNT;
 use super::secret::ApiKey;
 use super::target::UpstreamBase;
 
@@ -83,6 +84,16 @@ impl<'de> Deserialize<'de> for KeyConfig {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyConfig, E> {
                 Ok(KeyConfig::plain(v))
             }
+            // A key of digits (YAML `- 12345`) arrives as a number: refused without echoing it.
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<KeyConfig, E> {
+                Err(E::custom(KEY_AS_NUMBER))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<KeyConfig, E> {
+                Err(E::custom(KEY_AS_NUMBER))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<KeyConfig, E> {
+                Err(E::custom(KEY_AS_NUMBER))
+            }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KeyConfig, A::Error> {
                 let o = KeyObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(KeyConfig { id: o.id, value: o.value, monthly_quota: o.monthly_quota, weight: o.weight, metadata: o.metadata })
@@ -91,6 +102,10 @@ impl<'de> Deserialize<'de> for KeyConfig {
         d.deserialize_any(KeyVisitor)
     }
 }
+
+/// What a key given as a number is told (the number itself may be the secret).
+pub(crate) const KEY_AS_NUMBER: &str =
+    "expected a key string or an object with `value`, got a number (a key made of digits must be quoted as a string)";
 
 impl KeyConfig {
     /// A key given as a bare string.
@@ -102,6 +117,86 @@ impl KeyConfig {
     pub fn named(id: impl Into<String>, value: impl Into<String>) -> Self {
         Self { id: Some(id.into()), ..Self::plain(value) }
     }
+}
+
+/// Deepest nesting of a key's `metadata` (the object itself is level 1).
+pub const METADATA_MAX_DEPTH: usize = 32;
+/// Largest `metadata` of one key, as JSON text.
+pub const METADATA_MAX_BYTES: usize = 16 * 1024;
+
+/// The accepted range of every whole-number field, by name (folded: lowercase without `_`),
+/// so serde's type errors and [`PoolConfig::validate`] say the same thing.
+const RANGES: &[(&str, u64, u64)] = &[
+    ("retryattempts", 0, 100),
+    ("cooldownseconds", 1, 366 * 24 * 3600),
+    ("requesttimeoutms", 1, 3_600_000),
+    ("backoffbasems", 1, 600_000),
+    ("backoffmaxms", 1, 3_600_000),
+    ("maxwaitms", 0, 3_600_000),
+    ("weight", 1, 1_000_000),
+    ("monthlyquota", 0, MAX_COUNT),
+];
+
+/// The range of a whole-number field, given its name in either spelling.
+pub fn number_range(field: &str) -> Option<(u64, u64)> {
+    let folded: String = field.chars().filter(|c| *c != '_').flat_map(char::to_lowercase).collect();
+    RANGES.iter().find(|(name, _, _)| *name == folded).map(|(_, min, max)| (*min, *max))
+}
+
+/// Refuses a number outside its field's range, naming the range.
+fn in_range(field: &str, value: u64) -> Result<(), ConfigError> {
+    let leaf = field.rsplit('.').next().unwrap_or(field);
+    match number_range(leaf) {
+        Some((min, max)) if value < min || value > max => {
+            Err(ConfigError::new(field, format!("expected a whole number between {min} and {max}, got {value}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How deep a JSON value nests (a scalar is 0, `{}` is 1), and whether every number in it is
+/// exact in JS (status hands metadata to JS, where a larger integer cannot be represented).
+/// Walked without recursion.
+fn shape(value: &serde_json::Value) -> (usize, bool) {
+    let mut deepest = 0;
+    let mut exact = true;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match v {
+            serde_json::Value::Array(a) => Box::new(a.iter()),
+            serde_json::Value::Object(o) => Box::new(o.values()),
+            serde_json::Value::Number(n) => {
+                exact &= n.as_f64().is_some_and(|f| f.abs() <= MAX_COUNT as f64) || n.is_f64();
+                continue;
+            }
+            _ => continue,
+        };
+        deepest = deepest.max(d);
+        stack.extend(children.map(|c| (c, d + 1)));
+    }
+    (deepest, exact)
+}
+
+/// Bounds a key's metadata: it is kept for the life of the pool and copied into every status.
+fn check_metadata(field: &str, metadata: &serde_json::Map<String, serde_json::Value>) -> Result<(), ConfigError> {
+    let field = format!("{field}.metadata");
+    let (mut nested, mut exact) = (0, true);
+    for v in metadata.values() {
+        let (d, e) = shape(v);
+        nested = nested.max(d);
+        exact &= e;
+    }
+    if nested + 1 > METADATA_MAX_DEPTH {
+        return Err(ConfigError::new(field, format!("nests deeper than {METADATA_MAX_DEPTH} levels")));
+    }
+    if !exact {
+        return Err(ConfigError::new(field, "holds a whole number beyond 2^53 - 1 (give it as a string)"));
+    }
+    let bytes = serde_json::to_string(metadata).map_or(usize::MAX, |t| t.len());
+    if bytes > METADATA_MAX_BYTES {
+        return Err(ConfigError::new(field, format!("is larger than {METADATA_MAX_BYTES} bytes as JSON")));
+    }
+    Ok(())
 }
 
 fn default_retry_attempts() -> u32 {
@@ -212,17 +307,13 @@ impl PoolConfig {
     pub fn validate(&self) -> Result<ValidConfig, ConfigError> {
         let base = UpstreamBase::parse(&self.upstream_base_url)?;
         let keys = validate_keys(&self.keys)?;
-        if self.retry_attempts > 100 {
-            return Err(ConfigError::new("retry_attempts", "must be between 0 and 100"));
-        }
-        if self.cooldown_seconds == 0 || self.cooldown_seconds > 366 * 24 * 3600 {
-            return Err(ConfigError::new("cooldown_seconds", "must be between 1 and 31622400 (366 days)"));
-        }
+        in_range("retry_attempts", self.retry_attempts.into())?;
+        in_range("cooldown_seconds", self.cooldown_seconds)?;
         let header_name = HeaderName::from_bytes(self.auth_header_name.as_bytes())
             .map_err(|_| ConfigError::new("auth_header_name", "is not a valid HTTP header name"))?;
         let scheme = self.auth_scheme.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
         if let Some(s) = &scheme {
-            if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if !s.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(ConfigError::new("auth_scheme", "must be one word such as `Bearer`"));
             }
         }
@@ -232,13 +323,11 @@ impl PoolConfig {
             }
         }
         if let Some(ms) = self.request_timeout_ms {
-            if ms == 0 || ms > 3_600_000 {
-                return Err(ConfigError::new("request_timeout_ms", "must be between 1 and 3600000"));
-            }
+            in_range("request_timeout_ms", ms)?;
         }
         if let Some(rps) = self.rate_limit_per_second {
             if !(rps.is_finite() && rps > 0.0 && rps <= 1_000_000.0) {
-                return Err(ConfigError::new("rate_limit_per_second", "must be a number above 0 and at most 1000000"));
+                return Err(ConfigError::new("rate_limit_per_second", format!("expected a number above 0 and at most 1000000, got {rps}")));
             }
         }
         let mut retryable = Vec::new();
@@ -254,25 +343,25 @@ impl PoolConfig {
             if n == header_name {
                 return Err(ConfigError::new("default_headers", format!("`{name}` is the auth header; the pool sets it")));
             }
+            let printable = value.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
             let v = HeaderValue::from_str(value)
-                .map_err(|_| ConfigError::new("default_headers", format!("the value of `{name}` is not a valid header value")))?;
+                .ok()
+                .filter(|_| printable)
+                .ok_or_else(|| ConfigError::new("default_headers", format!("the value of `{name}` must be printable ASCII")))?;
             default_headers.append(n, v);
         }
-        if self.backoff_base_ms == 0 || self.backoff_base_ms > 600_000 {
-            return Err(ConfigError::new("backoff_base_ms", "must be between 1 and 600000"));
+        in_range("backoff_base_ms", self.backoff_base_ms)?;
+        in_range("backoff_max_ms", self.backoff_max_ms)?;
+        if self.backoff_max_ms < self.backoff_base_ms {
+            return Err(ConfigError::new("backoff_max_ms", "must be at least backoff_base_ms"));
         }
-        if self.backoff_max_ms < self.backoff_base_ms || self.backoff_max_ms > 3_600_000 {
-            return Err(ConfigError::new("backoff_max_ms", "must be at least backoff_base_ms and at most 3600000"));
-        }
-        if self.max_wait_ms > 3_600_000 {
-            return Err(ConfigError::new("max_wait_ms", "must be at most 3600000"));
-        }
+        in_range("max_wait_ms", self.max_wait_ms)?;
         Ok(ValidConfig {
             base,
             keys,
             strategy: self.strategy,
             retry_attempts: self.retry_attempts,
-            cooldown_ms: self.cooldown_seconds * 1000,
+            cooldown_ms: self.cooldown_seconds.saturating_mul(1000),
             auth_header: header_name,
             auth_scheme: scheme,
             query_auth_param: self.query_auth_param.clone(),
@@ -310,18 +399,24 @@ pub fn validate_key(key: &KeyConfig, position: usize, field: &str, taken: impl F
     if value.trim().is_empty() {
         return Err(ConfigError::new(format!("{field}.value"), "is empty"));
     }
-    if value.chars().any(|c| c.is_control()) || value != value.trim() {
-        return Err(ConfigError::new(format!("{field}.value"), "contains control characters or surrounding whitespace"));
-    }
-    if HeaderValue::from_str(value).is_err() {
-        return Err(ConfigError::new(format!("{field}.value"), "is not valid in an HTTP header"));
+    // Hosts send header values as visible ASCII; anything else (a non-ASCII letter, a space, a
+    // control character) would be dropped or sent as an empty header, so it is refused here.
+    if !value.bytes().all(|b| b.is_ascii_graphic()) || HeaderValue::from_str(value).is_err() {
+        return Err(ConfigError::new(
+            format!("{field}.value"),
+            "must be printable ASCII with no spaces or control characters (an HTTP header cannot carry it otherwise)",
+        ));
     }
     if taken(&id) {
         return Err(ConfigError::new(format!("{field}.id"), format!("duplicate key id `{id}`")));
     }
     let weight = key.weight.unwrap_or(1);
-    if weight == 0 || weight > 1_000_000 {
-        return Err(ConfigError::new(format!("{field}.weight"), "must be between 1 and 1000000"));
+    in_range(&format!("{field}.weight"), weight.into())?;
+    if let Some(q) = key.monthly_quota {
+        in_range(&format!("{field}.monthly_quota"), q)?;
+    }
+    if let Some(m) = &key.metadata {
+        check_metadata(field, m)?;
     }
     Ok(ValidKey { id, value: key.value.clone(), monthly_quota: key.monthly_quota, weight, metadata: key.metadata.clone() })
 }

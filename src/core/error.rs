@@ -28,30 +28,16 @@ impl ConfigError {
         Self { field, problem: self.problem.clone() }
     }
 
-    /// Turns a serde error into one that names the field. The problem text is serde's, which
-    /// quotes unexpected values; values under `keys` are not quoted, since they may be secrets.
+    /// Turns a serde error into one that names the field, in the words of the JS ecosystem
+    /// ("expected a whole number between 0 and 100, got -1") rather than serde's ("expected
+    /// u32"). Values under `keys` and `default_headers` are never quoted: they may be secrets.
     pub fn from_serde<E: fmt::Display>(err: serde_path_to_error::Error<E>) -> Self {
         let path = err.path().to_string();
         let field = if path == "." || path.is_empty() { "config".to_owned() } else { path };
         let inner = err.into_inner().to_string();
-        let problem = if field.starts_with("keys") { scrub_quoted(&inner) } else { inner };
+        let (field, problem) = super::wording::describe(&field, &inner);
         Self { field, problem }
     }
-}
-
-/// Serde quotes offending string values as `"…"`; under `keys` such a value may be a secret.
-fn scrub_quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut inside = false;
-    for c in text.chars() {
-        if c == '"' {
-            inside = !inside;
-            out.push_str(if inside { "\"<redacted>" } else { "\"" });
-        } else if !inside {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Why a request failed without an upstream response to hand back.
@@ -79,11 +65,23 @@ pub enum PoolError {
 
 fn describe_retry(at: Option<u64>) -> String {
     match at {
-        Some(ms) => format!(
-            "the earliest key returns at {} (epoch ms {ms})",
-            humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-        ),
+        Some(ms) => format!("the earliest key returns at {} (epoch ms {ms})", format_epoch_ms(ms)),
         None => "every key is invalid or disabled".to_owned(),
+    }
+}
+
+/// Last millisecond of 9999-12-31, the latest time RFC 3339 (and humantime) can write.
+const LATEST_FORMATTABLE_MS: u64 = 253_402_300_799_999;
+
+/// An epoch-ms time as RFC 3339, for any `u64`: humantime panics past year 9999, so a later
+/// time is written as that bound with a `+` (the core caps outside times far below it).
+pub fn format_epoch_ms(ms: u64) -> String {
+    let shown = ms.min(LATEST_FORMATTABLE_MS);
+    let text = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(shown)).to_string();
+    if ms > shown {
+        format!("{text}+")
+    } else {
+        text
     }
 }
 
@@ -98,5 +96,19 @@ impl PoolError {
             PoolError::Timeout { .. } => "timeout",
             PoolError::UnknownKey(_) => "unknown_key",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_retry_time_formats_without_panicking() {
+        for ms in [0, 1, 1_717_200_000_000, LATEST_FORMATTABLE_MS, LATEST_FORMATTABLE_MS + 1, 9e15 as u64, u64::MAX] {
+            let text = PoolError::NoHealthyKeys { retry_at_ms: Some(ms) }.to_string();
+            assert!(text.contains(&format!("epoch ms {ms}")), "{text}");
+        }
+        assert_eq!(format_epoch_ms(u64::MAX), "9999-12-31T23:59:59.999Z+");
     }
 }

@@ -56,7 +56,7 @@ impl TokenBucket {
         if self.tokens >= 1.0 {
             return now;
         }
-        let at = self.updated_ms + ((1.0 - self.tokens) / self.rate_per_ms).ceil() as u64;
+        let at = self.updated_ms.saturating_add(((1.0 - self.tokens) / self.rate_per_ms).ceil() as u64);
         at.max(now)
     }
     fn take(&mut self, now: u64) {
@@ -341,7 +341,7 @@ impl Pool {
         self.use_seq += 1;
         let seq = self.use_seq;
         self.update_slot(slot, now, |key| {
-            key.counters.total_requests += 1;
+            key.counters.total_requests = key.counters.total_requests.saturating_add(1);
             key.counters.in_flight += 1;
             key.last_used_at = Some(now);
             key.last_used_seq = seq;
@@ -369,10 +369,10 @@ fn book_end(key: &mut KeySlot, now: u64, end: AttemptEnd, cooldown_ms: u64, even
     let classification = match end {
         AttemptEnd::Response(c) => c,
         AttemptEnd::Network | AttemptEnd::Timeout | AttemptEnd::Cancelled => {
-            key.counters.errors += 1;
+            key.counters.errors = key.counters.errors.saturating_add(1);
             let reason = match end {
                 AttemptEnd::Network => {
-                    key.counters.network_errors += 1;
+                    key.counters.network_errors = key.counters.network_errors.saturating_add(1);
                     "network"
                 }
                 AttemptEnd::Timeout => "timeout",
@@ -385,27 +385,27 @@ fn book_end(key: &mut KeySlot, now: u64, end: AttemptEnd, cooldown_ms: u64, even
     apply_limits(key, &classification, now);
     let outcome = classification.outcome;
     if outcome == Outcome::Success {
-        key.counters.successes += 1;
+        key.counters.successes = key.counters.successes.saturating_add(1);
         key.consecutive_rate_limits = 0;
         return;
     }
-    key.counters.errors += 1;
+    key.counters.errors = key.counters.errors.saturating_add(1);
     key.last_error = Some(outcome.as_str().to_owned());
     let until = match outcome {
         Outcome::RateLimited => {
-            key.counters.rate_limits += 1;
-            key.consecutive_rate_limits += 1;
+            key.counters.rate_limits = key.counters.rate_limits.saturating_add(1);
+            key.consecutive_rate_limits = key.consecutive_rate_limits.saturating_add(1);
             let wait = classification.limits.retry_after_ms.unwrap_or_else(|| rate_limit_cooldown_ms(key.consecutive_rate_limits));
-            Some(now + wait.max(1))
+            Some(now.saturating_add(wait.max(1)))
         }
-        Outcome::QuotaExhausted => Some(now + cooldown_ms),
+        Outcome::QuotaExhausted => Some(now.saturating_add(cooldown_ms)),
         Outcome::InvalidKey => {
             key.invalid = true;
             None
         }
         _ => return,
     };
-    key.counters.failovers += 1;
+    key.counters.failovers = key.counters.failovers.saturating_add(1);
     // A later rest already set by a concurrent request is kept.
     if let Some(t) = until {
         if key.cooldown_until.is_none_or(|cur| cur < t) {
@@ -420,11 +420,11 @@ fn apply_limits(key: &mut KeySlot, c: &Classification, now: u64) {
     let l = &c.limits;
     if let Some(r) = l.remaining_requests {
         key.remaining_requests = Some(r);
-        key.requests_reset_at = l.requests_reset_at.or((r == 0).then_some(now + UNKNOWN_RESET_MS));
+        key.requests_reset_at = l.requests_reset_at.or((r == 0).then_some(now.saturating_add(UNKNOWN_RESET_MS)));
     }
     if let Some(r) = l.remaining_tokens {
         key.remaining_tokens = Some(r);
-        key.tokens_reset_at = l.tokens_reset_at.or((r == 0).then_some(now + UNKNOWN_RESET_MS));
+        key.tokens_reset_at = l.tokens_reset_at.or((r == 0).then_some(now.saturating_add(UNKNOWN_RESET_MS)));
     }
 }
 

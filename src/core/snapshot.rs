@@ -1,15 +1,22 @@
 //! Pool state as plain data that can be exported, imported and merged, so many instances
 //! (workers, isolates, processes) can share one pool through a store such as Redis or a
 //! Durable Object. Key values are never part of it.
+//!
+//! A snapshot comes from outside (a store, another instance, a caller), so unknown fields are
+//! refused by name and, on import and merge, every counter is capped at [`MAX_COUNT`] and every
+//! time at the clock plus [`TIME_HORIZON_MS`](super::limits::TIME_HORIZON_MS): no snapshot can make time arithmetic overflow
+//! or a status number unrepresentable in JS.
 
 use serde::{Deserialize, Serialize};
 
 use super::classify::Outcome;
+use super::error::ConfigError;
+use super::limits::{clamp_at, MAX_COUNT};
 use super::pool::{Counters, KeySlot, Pool};
 
 /// One key's shareable state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct KeySnapshot {
     pub id: String,
     pub total_requests: u64,
@@ -31,7 +38,7 @@ pub struct KeySnapshot {
 
 /// Every key's shareable state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct PoolSnapshot {
     pub keys: Vec<KeySnapshot>,
 }
@@ -52,22 +59,57 @@ fn lower(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
+/// Longest `lastError` kept from a snapshot (the core writes outcome names, a few bytes).
+const MAX_LAST_ERROR_LEN: usize = 200;
+
+fn cut(text: &str, max: usize) -> String {
+    let end = (0..=max.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    text.get(..end).unwrap_or_default().to_owned()
+}
+
 impl KeySnapshot {
+    /// The snapshot with every number brought within what the pool can hold at time `now`.
+    fn bounded(&self, now: u64) -> Self {
+        let at = |t: Option<u64>| t.map(|t| clamp_at(t, now));
+        let n = |c: u64| c.min(MAX_COUNT);
+        Self {
+            id: self.id.clone(),
+            total_requests: n(self.total_requests),
+            successes: n(self.successes),
+            errors: n(self.errors),
+            failovers: n(self.failovers),
+            rate_limits: n(self.rate_limits),
+            stream_errors: n(self.stream_errors),
+            cooldown_until: at(self.cooldown_until),
+            cooldown_reason: self.cooldown_reason.clone(),
+            invalid: self.invalid,
+            remaining_requests: self.remaining_requests.map(n),
+            requests_reset_at: at(self.requests_reset_at),
+            remaining_tokens: self.remaining_tokens.map(n),
+            tokens_reset_at: at(self.tokens_reset_at),
+            // A last use is never later than now.
+            last_used_at: self.last_used_at.map(|t| t.min(now)),
+            last_error: self.last_error.as_deref().map(|e| cut(e, MAX_LAST_ERROR_LEN)),
+        }
+    }
+
+    /// A key's state as exported: every number exact in JS, as in status.
     fn of(k: &KeySlot) -> Self {
+        let n = |c: u64| c.min(MAX_COUNT);
         Self {
             id: k.id.clone(),
-            total_requests: k.counters.total_requests.saturating_sub(k.counters.in_flight),
-            successes: k.counters.successes,
-            errors: k.counters.errors,
-            failovers: k.counters.failovers,
-            rate_limits: k.counters.rate_limits,
-            stream_errors: k.counters.stream_errors,
+            total_requests: n(k.counters.total_requests.saturating_sub(k.counters.in_flight)),
+            successes: n(k.counters.successes),
+            errors: n(k.counters.errors),
+            failovers: n(k.counters.failovers),
+            rate_limits: n(k.counters.rate_limits),
+            stream_errors: n(k.counters.stream_errors),
             cooldown_until: k.cooldown_until,
             cooldown_reason: k.cooldown_reason.map(|o| o.as_str().to_owned()),
             invalid: k.invalid,
-            remaining_requests: k.remaining_requests,
+            remaining_requests: k.remaining_requests.map(n),
             requests_reset_at: k.requests_reset_at,
-            remaining_tokens: k.remaining_tokens,
+            remaining_tokens: k.remaining_tokens.map(n),
             tokens_reset_at: k.tokens_reset_at,
             last_used_at: k.last_used_at,
             last_error: k.last_error.clone(),
@@ -78,7 +120,7 @@ impl KeySnapshot {
     fn replace_into(&self, k: &mut KeySlot) {
         let in_flight = k.counters.in_flight;
         k.counters = Counters {
-            total_requests: self.total_requests + in_flight,
+            total_requests: self.total_requests.saturating_add(in_flight),
             successes: self.successes,
             errors: self.errors,
             failovers: self.failovers,
@@ -103,12 +145,13 @@ impl KeySnapshot {
     /// so they saturate rather than overflow.
     fn merge_into(&self, k: &mut KeySlot) {
         let c = &mut k.counters;
-        c.total_requests = c.total_requests.saturating_add(self.total_requests);
-        c.successes = c.successes.saturating_add(self.successes);
-        c.errors = c.errors.saturating_add(self.errors);
-        c.failovers = c.failovers.saturating_add(self.failovers);
-        c.rate_limits = c.rate_limits.saturating_add(self.rate_limits);
-        c.stream_errors = c.stream_errors.saturating_add(self.stream_errors);
+        let add = |a: u64, b: u64| a.saturating_add(b).min(MAX_COUNT);
+        c.total_requests = add(c.total_requests, self.total_requests);
+        c.successes = add(c.successes, self.successes);
+        c.errors = add(c.errors, self.errors);
+        c.failovers = add(c.failovers, self.failovers);
+        c.rate_limits = add(c.rate_limits, self.rate_limits);
+        c.stream_errors = add(c.stream_errors, self.stream_errors);
         if self.cooldown_until > k.cooldown_until {
             k.cooldown_until = self.cooldown_until;
             k.cooldown_reason = self.cooldown_reason.as_deref().and_then(outcome_from_str);
@@ -126,6 +169,12 @@ impl KeySnapshot {
 }
 
 impl PoolSnapshot {
+    /// Parses a snapshot from JSON text (a store, another instance), naming the field on error.
+    pub fn from_json_text(text: &str) -> Result<Self, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(ConfigError::from_serde)
+    }
+
     /// What changed since `base` (an earlier snapshot of the same pool): counters as
     /// differences, everything else as now. Merging it into a newer shared snapshot adds this
     /// instance's work without counting anyone's twice.
@@ -159,6 +208,7 @@ impl Pool {
     /// Replaces the state of each key named in the snapshot; ids not in the pool are ignored.
     pub fn import(&mut self, snapshot: &PoolSnapshot, now: u64) {
         for s in &snapshot.keys {
+            let s = s.bounded(now);
             self.update(&s.id, now, |k| s.replace_into(k));
         }
     }
@@ -166,6 +216,7 @@ impl Pool {
     /// Merges another instance's state (see [`KeySnapshot`] for the rules).
     pub fn merge(&mut self, snapshot: &PoolSnapshot, now: u64) {
         for s in &snapshot.keys {
+            let s = s.bounded(now);
             self.update(&s.id, now, |k| s.merge_into(k));
         }
     }

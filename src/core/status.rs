@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::classify::Outcome;
+use super::limits::MAX_COUNT;
 use super::pool::{KeySlot, Pool, Readiness};
 
 /// A key's health in one word.
@@ -62,6 +63,16 @@ pub struct PoolStatus {
     pub keys: Vec<KeyStatus>,
 }
 
+/// Every number in status is exact in JS (a provider or a snapshot may hand the pool any u64).
+fn count(n: u64) -> u64 {
+    n.min(MAX_COUNT)
+}
+
+/// A pool total: saturating, then within what JS holds exactly.
+fn total(keys: &[KeyStatus], field: impl Fn(&KeyStatus) -> u64) -> u64 {
+    count(keys.iter().fold(0u64, |sum, k| sum.saturating_add(field(k))))
+}
+
 fn key_status(key: &KeySlot, now: u64) -> KeyStatus {
     let readiness = key.readiness(now);
     let state = match readiness {
@@ -81,17 +92,17 @@ fn key_status(key: &KeySlot, now: u64) -> KeyStatus {
         id: key.id.clone(),
         state,
         enabled: key.enabled,
-        total_requests: key.counters.total_requests,
-        successes: key.counters.successes,
-        error_count: key.counters.errors,
-        failover_count: key.counters.failovers,
-        rate_limit_count: key.counters.rate_limits,
-        in_flight: key.counters.in_flight,
-        stream_error_count: key.counters.stream_errors,
-        network_error_count: key.counters.network_errors,
-        estimated_remaining_quota: key.estimated_remaining(now),
-        remaining_tokens: key.remaining_tokens.filter(|_| key.tokens_reset_at.is_none_or(|t| t > now)),
-        monthly_quota: key.monthly_quota,
+        total_requests: count(key.counters.total_requests),
+        successes: count(key.counters.successes),
+        error_count: count(key.counters.errors),
+        failover_count: count(key.counters.failovers),
+        rate_limit_count: count(key.counters.rate_limits),
+        in_flight: count(key.counters.in_flight),
+        stream_error_count: count(key.counters.stream_errors),
+        network_error_count: count(key.counters.network_errors),
+        estimated_remaining_quota: key.estimated_remaining(now).map(count),
+        remaining_tokens: key.remaining_tokens.filter(|_| key.tokens_reset_at.is_none_or(|t| t > now)).map(count),
+        monthly_quota: key.monthly_quota.map(count),
         weight: key.weight,
         last_used_at: key.last_used_at,
         cooldown_until,
@@ -107,10 +118,10 @@ pub fn pool_status(pool: &Pool, upstream_base_url: String, now: u64) -> PoolStat
     PoolStatus {
         strategy,
         upstream_base_url,
-        total_requests: keys.iter().map(|k| k.total_requests).sum(),
-        successes: keys.iter().map(|k| k.successes).sum(),
-        error_count: keys.iter().map(|k| k.error_count).sum(),
-        failover_count: keys.iter().map(|k| k.failover_count).sum(),
+        total_requests: total(&keys, |k| k.total_requests),
+        successes: total(&keys, |k| k.successes),
+        error_count: total(&keys, |k| k.error_count),
+        failover_count: total(&keys, |k| k.failover_count),
         healthy_keys: keys.iter().filter(|k| k.state == KeyState::Healthy).count(),
         keys,
     }
