@@ -32,7 +32,7 @@ fn three_key_formats_and_defaults() {
     assert_eq!((c.strategy, c.retry_attempts, c.cooldown_ms), (Strategy::QuotaFailover, 3, 3_600_000));
     assert_eq!((c.auth_header.as_str(), c.auth_scheme.as_deref()), ("authorization", Some("Bearer")));
     let methods: Vec<&str> = c.retryable_methods.iter().map(|m| m.as_str()).collect();
-    assert_eq!(methods, ["GET", "HEAD", "OPTIONS", "DELETE", "POST"]);
+    assert_eq!(methods, ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 }
 
 #[test]

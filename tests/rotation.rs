@@ -313,6 +313,28 @@ fn client_errors_and_too_large_return_at_once() {
 
 #[test]
 fn network_errors_resend_only_retryable_methods() {
+    // A failure to connect sent nothing: any method is resent, preferably on another key.
+    let time = VirtualTime::new();
+    let t =
+        ScriptedTransport::new(&time, &KEYS3[..2], |call, n| if call.key_id == "a" && n == 0 { Answer::ConnectError } else { ok("{}") });
+    let c = shared(&config(&KEYS3[..2]), &t, &time);
+    let reply = send(&c, &time, post("/chat")).unwrap();
+    assert_eq!((reply.response.status, reply.attempts), (200, 2));
+    assert_ne!(t.calls()[0].key_id, t.calls()[1].key_id, "the retry prefers another key");
+    let a = key_status(&c.status(), "a").clone();
+    assert_eq!((a.network_error_count, a.error_count, a.last_error.as_deref()), (1, 1, Some("network")));
+
+    // Sent with no answer: a POST (not idempotent, not in the default list) is not resent ...
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3[..2], |_, n| if n == 0 { Answer::NetworkError { delay_ms: 0 } } else { ok("{}") });
+    let c = shared(&config(&KEYS3[..2]), &t, &time);
+    let err = send(&c, &time, post("/chat")).unwrap_err();
+    assert!(matches!(err, PoolError::Network { .. }), "{err:?}");
+    assert_eq!(t.calls().len(), 1, "a POST is not resent after an ambiguous failure");
+    assert!(!err.to_string().contains("sk-"), "{err}");
+    // ... a GET is (key b fails on its first call too, then a answers),
+    assert_eq!(send(&c, &time, get("/m")).unwrap().attempts, 2);
+    // ... and a POST is when the caller opts in.
     let time = VirtualTime::new();
     let t = ScriptedTransport::new(&time, &KEYS3[..2], |call, n| {
         if call.key_id == "a" && n == 0 {
@@ -321,22 +343,10 @@ fn network_errors_resend_only_retryable_methods() {
             ok("{}")
         }
     });
-    let c = shared(&config(&KEYS3[..2]), &t, &time);
-    let reply = send(&c, &time, post("/chat")).unwrap();
-    assert_eq!((reply.response.status, reply.attempts), (200, 2));
-    assert_ne!(t.calls()[0].key_id, t.calls()[1].key_id, "the retry prefers another key");
-    let a = key_status(&c.status(), "a").clone();
-    assert_eq!((a.network_error_count, a.error_count, a.last_error.as_deref()), (1, 1, Some("network")));
-
-    let time = VirtualTime::new();
-    let t = ScriptedTransport::new(&time, &KEYS3[..2], |_, n| if n == 0 { Answer::NetworkError { delay_ms: 0 } } else { ok("{}") });
     let mut cfg = config(&KEYS3[..2]);
-    cfg.retryable_methods = vec!["GET".into()];
+    cfg.retryable_methods = vec!["GET".into(), "POST".into()];
     let c = shared(&cfg, &t, &time);
-    let err = send(&c, &time, post("/chat")).unwrap_err();
-    assert!(matches!(err, PoolError::Network { .. }), "{err:?}");
-    assert_eq!(t.calls().len(), 1, "a POST is not resent after an ambiguous failure");
-    assert!(!err.to_string().contains("sk-"), "{err}");
+    assert_eq!(send(&c, &time, post("/chat")).unwrap().attempts, 2);
 }
 
 #[test]
@@ -696,4 +706,27 @@ fn header_names_from_callers_are_typed() {
     send(&c, &time, req).unwrap();
     let h = &t.calls()[0].headers;
     assert_eq!((h["x-trace"].to_str().unwrap(), h["authorization"].to_str().unwrap()), ("1", "Bearer sk-aaa-secret"));
+}
+
+#[test]
+fn a_deadline_bounds_the_whole_call_through_the_async_driver() {
+    // One key answering 429 Retry-After: 30 would hold the call 30 s; the deadline ends it at
+    // once with the rejection and the time the key returns.
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| with_headers(429, OPENAI_RATE, &[("retry-after", "30")]));
+    let mut cfg = config(&KEYS3[..1]);
+    cfg.deadline_ms = Some(5_000);
+    let c = shared(&cfg, &t, &time);
+    let reply = send(&c, &time, post("/chat")).unwrap();
+    assert_eq!((reply.response.status, reply.attempts, reply.retry_at_ms), (429, 1, Some(START_MS + 30_000)));
+    assert_eq!(time.elapsed(), 0);
+
+    // A hanging upstream: the deadline ends the attempt when no timeout is set.
+    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| Answer::Hang);
+    let c = shared(&cfg, &t, &time);
+    let before = time.elapsed();
+    let err = send(&c, &time, get("/m")).unwrap_err();
+    assert_eq!(err, PoolError::Timeout { key_id: "a".into(), after_ms: 5_000 });
+    assert_eq!(time.elapsed() - before, 5_000);
+    assert_eq!(key_status(&c.status(), "a").in_flight, 0);
 }

@@ -153,6 +153,7 @@ pub async fn handle(request: http::Request<Body>) -> Result<Response<Body>, Erro
         headers: request_headers(&parts.headers),
         body: (!bytes.is_empty()).then_some(bytes),
         timeout_ms: None,
+        deadline_ms: None,
     };
     let base = client.export_state();
     let result = client.request(req).await;

@@ -96,6 +96,7 @@ fn config_from(c: wit::Config) -> Result<PoolConfig, wit::Error> {
     }
     config.query_auth_param = c.query_auth_param;
     config.request_timeout_ms = c.request_timeout_ms;
+    config.deadline_ms = c.deadline_ms;
     config.rate_limit_per_second = c.rate_limit_per_second;
     config.retryable_methods = c.retryable_methods.unwrap_or(config.retryable_methods);
     config.default_headers = c.default_headers.into_iter().collect::<BTreeMap<_, _>>();
@@ -130,6 +131,7 @@ impl PoolResource {
         req.query = request.query;
         req.body = request.body.map(Into::into);
         req.timeout_ms = request.timeout_ms;
+        req.deadline_ms = request.deadline_ms;
         let reply = self.client.request(req).await.map_err(pool_error)?;
         let status = reply.response.status;
         let headers = header_pairs(&reply.response.headers);
@@ -156,7 +158,8 @@ impl PoolResource {
     }
 
     fn call(&self, method: &str, path: String, headers: Vec<(String, String)>, body: Option<Vec<u8>>) -> Result<wit::Response, wit::Error> {
-        let request = wit::Request { method: method.to_owned(), path, query: Vec::new(), headers, body, timeout_ms: None };
+        let request =
+            wit::Request { method: method.to_owned(), path, query: Vec::new(), headers, body, timeout_ms: None, deadline_ms: None };
         wstd::runtime::block_on(self.send(request))
     }
 }

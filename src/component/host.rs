@@ -74,7 +74,7 @@ impl Transport for WasiTransport {
             *headers = request.headers;
         }
         let outgoing = builder.body(request_body(request.body)).map_err(|e| TransportError::new(e.to_string()))?;
-        let response = self.client.send(outgoing).await.map_err(|e| TransportError::new(e.to_string()))?;
+        let response = self.client.send(outgoing).await.map_err(|e| transport_error(&e))?;
         let (parts, body) = response.into_parts();
         Ok(HttpResponse { status: parts.status.as_u16(), headers: parts.headers, body: WasiBody::Streaming(body) })
     }
@@ -88,6 +88,31 @@ pub fn request_body(content: Option<Bytes>) -> Body {
     match content {
         Some(bytes) if !bytes.is_empty() => Body::from(bytes),
         _ => Body::from_http_body(http_body_util::Empty::<Bytes>::new()),
+    }
+}
+
+/// A wasi:http failure, told apart by whether anything can have reached the upstream: a name
+/// that did not resolve or a connection that could not be made sent nothing.
+fn transport_error(e: &wstd::http::Error) -> TransportError {
+    use wstd::http::error::ErrorCode;
+    let connect = matches!(
+        e.downcast_ref::<ErrorCode>(),
+        Some(
+            ErrorCode::DnsTimeout
+                | ErrorCode::DnsError(_)
+                | ErrorCode::DestinationNotFound
+                | ErrorCode::DestinationUnavailable
+                | ErrorCode::DestinationIpProhibited
+                | ErrorCode::DestinationIpUnroutable
+                | ErrorCode::ConnectionRefused
+                | ErrorCode::ConnectionTimeout
+                | ErrorCode::TlsCertificateError
+        )
+    );
+    if connect {
+        TransportError::connect(e.to_string())
+    } else {
+        TransportError::new(e.to_string())
     }
 }
 

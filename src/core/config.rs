@@ -119,6 +119,9 @@ impl KeyConfig {
     }
 }
 
+/// The longest timeout or deadline accepted, in config and per request (one hour).
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
 /// Deepest nesting of a key's `metadata` (the object itself is level 1).
 pub const METADATA_MAX_DEPTH: usize = 32;
 /// Largest `metadata` of one key, as JSON text.
@@ -129,7 +132,8 @@ pub const METADATA_MAX_BYTES: usize = 16 * 1024;
 const RANGES: &[(&str, u64, u64)] = &[
     ("retryattempts", 0, 100),
     ("cooldownseconds", 1, 366 * 24 * 3600),
-    ("requesttimeoutms", 1, 3_600_000),
+    ("requesttimeoutms", 1, MAX_TIMEOUT_MS),
+    ("deadlinems", 1, MAX_TIMEOUT_MS),
     ("backoffbasems", 1, 600_000),
     ("backoffmaxms", 1, 3_600_000),
     ("maxwaitms", 0, 3_600_000),
@@ -212,7 +216,9 @@ fn default_auth_scheme() -> Option<String> {
     Some("Bearer".into())
 }
 fn default_retryable_methods() -> Vec<String> {
-    ["GET", "HEAD", "OPTIONS", "DELETE", "POST"].map(String::from).to_vec()
+    // Idempotent methods only (RFC 9110): a POST resent after an ambiguous failure may be a
+    // second, billed completion. Callers opt in by listing POST themselves.
+    ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"].map(String::from).to_vec()
 }
 fn default_backoff_base_ms() -> u64 {
     250
@@ -252,13 +258,17 @@ pub struct PoolConfig {
     /// Send the key as this query parameter instead of a header (Gemini: `key`).
     #[serde(default, alias = "queryAuthParam")]
     pub query_auth_param: Option<String>,
-    /// Per-attempt timeout.
+    /// Per-attempt timeout: the response head and the read of an error body.
     #[serde(default, alias = "requestTimeoutMs")]
     pub request_timeout_ms: Option<u64>,
+    /// Per-call deadline over everything: every attempt, wait and error-body read.
+    #[serde(default, alias = "deadlineMs")]
+    pub deadline_ms: Option<u64>,
     /// Per-key request rate ceiling; a key over it is passed over, or waited for if none is free.
     #[serde(default, alias = "rateLimitPerSecond")]
     pub rate_limit_per_second: Option<f64>,
-    /// Methods resent after an ambiguous network failure (a 429/401 rejection is resent for any method).
+    /// Methods resent after an ambiguous failure (sent, no answer). A failure to connect, and a
+    /// 429/401 rejection, are resent for any method. Default: the idempotent methods.
     #[serde(default = "default_retryable_methods", alias = "retryableMethods")]
     pub retryable_methods: Vec<String>,
     /// Headers added to every request.
@@ -288,6 +298,7 @@ impl PoolConfig {
             auth_scheme: default_auth_scheme(),
             query_auth_param: None,
             request_timeout_ms: None,
+            deadline_ms: None,
             rate_limit_per_second: None,
             retryable_methods: default_retryable_methods(),
             default_headers: BTreeMap::new(),
@@ -322,8 +333,10 @@ impl PoolConfig {
                 return Err(ConfigError::new("query_auth_param", "must be a plain parameter name such as `key`"));
             }
         }
-        if let Some(ms) = self.request_timeout_ms {
-            in_range("request_timeout_ms", ms)?;
+        for (field, value) in [("request_timeout_ms", self.request_timeout_ms), ("deadline_ms", self.deadline_ms)] {
+            if let Some(ms) = value {
+                in_range(field, ms)?;
+            }
         }
         if let Some(rps) = self.rate_limit_per_second {
             if !(rps.is_finite() && rps > 0.0 && rps <= 1_000_000.0) {
@@ -366,6 +379,7 @@ impl PoolConfig {
             auth_scheme: scheme,
             query_auth_param: self.query_auth_param.clone(),
             request_timeout_ms: self.request_timeout_ms,
+            deadline_ms: self.deadline_ms,
             rate_limit_per_second: self.rate_limit_per_second,
             retryable_methods: retryable,
             default_headers,
@@ -451,6 +465,7 @@ pub struct ValidConfig {
     pub auth_scheme: Option<String>,
     pub query_auth_param: Option<String>,
     pub request_timeout_ms: Option<u64>,
+    pub deadline_ms: Option<u64>,
     pub rate_limit_per_second: Option<f64>,
     pub retryable_methods: Vec<Method>,
     pub default_headers: http::HeaderMap,

@@ -43,16 +43,35 @@ impl ResponseBody for Vec<u8> {
     }
 }
 
+/// Whether a failed attempt may have reached the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureKind {
+    /// Nothing was sent: the name did not resolve, the connection was refused or timed out
+    /// while connecting. Safe to resend on any key, for any method.
+    Connect,
+    /// The request may have been received (the connection broke after it was written, or no
+    /// answer came). Resent only for `retryable_methods`: a resent POST may be billed twice.
+    #[default]
+    Ambiguous,
+}
+
 /// The upstream could not be reached, or the connection broke before a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportError {
     /// The host's message; the core redacts key values from it before showing it.
     pub message: String,
+    pub kind: FailureKind,
 }
 
 impl TransportError {
+    /// A failure after which the request may have been received.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self { message: message.into(), kind: FailureKind::Ambiguous }
+    }
+
+    /// A failure to connect: nothing was sent.
+    pub fn connect(message: impl Into<String>) -> Self {
+        Self { message: message.into(), kind: FailureKind::Connect }
     }
 }
 

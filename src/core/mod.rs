@@ -1,5 +1,6 @@
-//! The target-agnostic engine. It talks to the world only through the traits in [`host`],
-//! so every binding (JS fetch, wasi:http, native tests) drives the same logic.
+//! The target-agnostic engine. The request policy is a sans-IO machine ([`machine`]) fed with
+//! the time and the results of host operations; [`client`] drives it through the traits in
+//! [`host`], and the JS binding drives it directly, so every host runs the same logic.
 
 pub mod backoff;
 pub mod classify;
@@ -10,9 +11,12 @@ pub mod events;
 pub mod host;
 pub mod index;
 pub mod limits;
+pub mod machine;
 pub mod pool;
 pub mod proxy;
+pub mod request;
 pub mod secret;
+pub mod shared;
 pub mod snapshot;
 pub mod status;
 pub mod strategy;
@@ -20,11 +24,14 @@ pub mod target;
 mod wording;
 
 pub use classify::{classify, Classification, Outcome};
-pub use client::{PoolClient, Reply, Request};
+pub use client::{PoolClient, Reply};
 pub use config::{KeyConfig, PoolConfig, Strategy};
 pub use error::{ConfigError, PoolError};
 pub use events::PoolEvent;
-pub use host::{Clock, HttpRequest, HttpResponse, ResponseBody, Rng, SeededRng, Sleeper, Transport, TransportError};
+pub use host::{Clock, FailureKind, HttpRequest, HttpResponse, ResponseBody, Rng, SeededRng, Sleeper, Transport, TransportError};
+pub use machine::{Action, Call, Finished};
+pub use request::Request;
 pub use secret::ApiKey;
+pub use shared::{Listener, Shared};
 pub use snapshot::{KeySnapshot, PoolSnapshot};
 pub use status::{KeyState, KeyStatus, PoolStatus};

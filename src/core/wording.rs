@@ -12,6 +12,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("timeout", "request_timeout_ms"),
     ("timeoutms", "request_timeout_ms"),
     ("requesttimeout", "request_timeout_ms"),
+    ("deadline", "deadline_ms"),
     ("baseurl", "upstream_base_url"),
     ("url", "upstream_base_url"),
     ("upstream", "upstream_base_url"),

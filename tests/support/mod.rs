@@ -108,8 +108,18 @@ pub struct Call {
 
 /// What the scripted provider answers.
 pub enum Answer {
-    Respond { status: u16, headers: Vec<(&'static str, String)>, body: String, delay_ms: u64 },
-    NetworkError { delay_ms: u64 },
+    Respond {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+        delay_ms: u64,
+    },
+    /// The connection broke after the request was written: ambiguous.
+    NetworkError {
+        delay_ms: u64,
+    },
+    /// The connection could not be made: nothing was sent.
+    ConnectError,
     Hang,
 }
 
@@ -201,6 +211,7 @@ impl Transport for ScriptedTransport {
                 }
                 Err(TransportError::new(format!("connection reset while sending to {}", request.url)))
             }
+            Answer::ConnectError => Err(TransportError::connect(format!("connection refused by {}", request.url))),
             Answer::Hang => {
                 std::future::pending::<()>().await;
                 unreachable!()

@@ -96,6 +96,7 @@ export function componentApi(client) {
       authScheme: o.authScheme === null ? "" : o.authScheme,
       queryAuthParam: o.queryAuthParam,
       requestTimeoutMs: toBig(o.requestTimeoutMs),
+      deadlineMs: toBig(o.deadlineMs),
       rateLimitPerSecond: o.rateLimitPerSecond,
       retryableMethods: o.retryableMethods,
       defaultHeaders: Object.entries(o.defaultHeaders ?? {}),
@@ -120,7 +121,7 @@ export function componentApi(client) {
       }
       const query = [];
       for (const [k, v] of Object.entries(opts.query ?? {})) for (const item of Array.isArray(v) ? v : [v]) query.push([k, String(item)]);
-      const request = { method, path, query, headers, body: body === undefined ? undefined : new TextEncoder().encode(body), timeoutMs: toBig(opts.timeoutMs) };
+      const request = { method, path, query, headers, body: body === undefined ? undefined : new TextEncoder().encode(body), timeoutMs: toBig(opts.timeoutMs), deadlineMs: toBig(opts.deadlineMs) };
       const text = new TextDecoder().decode(call(() => this.#pool.request(request)).body);
       try {
         return JSON.parse(text);

@@ -37,7 +37,7 @@ enum Part {
 }
 
 /// Every field. The pool's part must list exactly `PoolConfig`'s fields (a test checks it).
-const FIELDS: [(&str, Kind, Part); 23] = [
+const FIELDS: [(&str, Kind, Part); 24] = [
     ("upstream_base_url", Kind::Text, Part::Pool),
     ("keys", Kind::Keys, Part::Pool),
     ("strategy", Kind::Text, Part::Pool),
@@ -47,6 +47,7 @@ const FIELDS: [(&str, Kind, Part); 23] = [
     ("auth_scheme", Kind::OptionalText, Part::Pool),
     ("query_auth_param", Kind::Text, Part::Pool),
     ("request_timeout_ms", Kind::Whole, Part::Pool),
+    ("deadline_ms", Kind::Whole, Part::Pool),
     ("rate_limit_per_second", Kind::Number, Part::Pool),
     ("retryable_methods", Kind::List, Part::Pool),
     ("default_headers", Kind::Object, Part::Pool),

@@ -38,6 +38,7 @@ pub fn round(mock: &str, run: &str) -> Value {
         auth_scheme: None,
         query_auth_param: None,
         request_timeout_ms: None,
+        deadline_ms: None,
         rate_limit_per_second: None,
         retryable_methods: None,
         default_headers: Vec::new(),

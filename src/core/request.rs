@@ -1,0 +1,75 @@
+//! A call as the caller describes it, and the checks every binding gets before a key is touched.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+
+use super::config::MAX_TIMEOUT_MS;
+use super::error::PoolError;
+
+/// A request as the caller describes it, relative to the upstream base.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// Path under the base URL (or an absolute URL on the same origin and base path).
+    pub path: String,
+    /// Extra query parameters, percent-encoded for you.
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    /// The body. A binding that keeps the body on its own side (JS) passes an empty one to say
+    /// that there is a body.
+    pub body: Option<Bytes>,
+    /// Overrides `request_timeout_ms` for this request.
+    pub timeout_ms: Option<u64>,
+    /// Overrides `deadline_ms` for this request.
+    pub deadline_ms: Option<u64>,
+}
+
+impl Request {
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Self { method, path: path.into(), query: Vec::new(), headers: HeaderMap::new(), body: None, timeout_ms: None, deadline_ms: None }
+    }
+
+    /// A request from a binding's plain values: the method by name (any case) and header
+    /// pairs, each checked, so every binding refuses bad input with the same typed error.
+    pub fn parse<'a>(method: &str, path: String, headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, PoolError> {
+        let parsed = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
+        let mut req = Self::new(parsed, path);
+        for (name, value) in headers {
+            let n = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| PoolError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| PoolError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
+            req.headers.append(n, v);
+        }
+        Ok(req)
+    }
+
+    pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    pub fn with_header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Refuses what no upstream call should carry: tunnelling and tracing methods (CONNECT
+    /// would turn the pool into a proxy for the key; TRACE echoes it back), a body on GET or
+    /// HEAD (hosts refuse or drop it), and timeouts out of range.
+    pub fn check(&self) -> Result<(), PoolError> {
+        if self.method == Method::CONNECT || self.method == Method::TRACE {
+            return Err(PoolError::InvalidRequest(format!("the method {} is not sent through the pool", self.method)));
+        }
+        if self.body.is_some() && (self.method == Method::GET || self.method == Method::HEAD) {
+            return Err(PoolError::InvalidRequest(format!("a {} request cannot have a body", self.method)));
+        }
+        for (name, value) in [("timeoutMs", self.timeout_ms), ("deadlineMs", self.deadline_ms)] {
+            if value.is_some_and(|ms| !(1..=MAX_TIMEOUT_MS).contains(&ms)) {
+                return Err(PoolError::InvalidRequest(format!("{name} must be between 1 and {MAX_TIMEOUT_MS}")));
+            }
+        }
+        Ok(())
+    }
+}
