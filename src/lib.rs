@@ -5,7 +5,8 @@
 
 pub mod core;
 
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+// The JS binding; its wire format is also compiled for native tests.
+#[cfg(any(all(target_arch = "wasm32", target_os = "unknown"), test))]
 pub mod js;
 
 #[cfg(target_os = "wasi")]

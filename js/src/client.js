@@ -1,7 +1,7 @@
 // PoolSwitchClient: the JS face of the wasm pool, shared by every runtime's entry point.
 // The entry points only load the wasm their own way and call useWasm().
 
-import { flatText, runTask } from "./task.js";
+import { fetchSender, runTask, useWire, wirePairs } from "./task.js";
 import { refuseBrowserUnlessAllowed } from "./browser-guard.js";
 import { PoolEvents } from "./events.js";
 
@@ -9,6 +9,7 @@ let WasmPool;
 
 /** Called once by each entry point with the loaded wasm-bindgen exports. */
 export function useWasm(exports) {
+  useWire(exports.WasmPool);
   WasmPool = exports.WasmPool;
 }
 
@@ -172,7 +173,7 @@ function providerMessage(data) {
 /** An API-key pool over one upstream provider. */
 export class PoolSwitchClient {
   #pool;
-  #fetch;
+  #send;
   #secrets;
   #events;
   #listening = false;
@@ -185,7 +186,7 @@ export class PoolSwitchClient {
     const { fetch, onEvent, logger, logLevel, dangerouslyAllowBrowser, ...config } = options;
     const makeError = (message, fields) => new PoolSwitchError(message, fields);
     refuseBrowserUnlessAllowed(dangerouslyAllowBrowser, makeError);
-    this.#fetch = resolveFetch(fetch);
+    this.#send = fetchSender(resolveFetch(fetch));
     this.#events = new PoolEvents({ onEvent, logger, logLevel }, makeError);
     this.#secrets = keyValues(config.keys);
     try {
@@ -216,15 +217,16 @@ export class PoolSwitchClient {
     }
     const signal = opts.signal;
     if (signal) signal.throwIfAborted();
-    let task;
+    let first;
     const pool = this.#events.forRequest(this.#pool, path);
     try {
-      task = pool.start(String(method), path, flatText(headers), flatText(flatQuery(opts.query)), opts.timeoutMs);
+      const hasBody = body !== undefined && body !== null;
+      first = pool.start(String(method), path, wirePairs(headers), wirePairs(flatQuery(opts.query)), opts.timeoutMs, opts.deadlineMs, hasBody);
     } catch (e) {
       throw toError(e, this.#secrets);
     }
     try {
-      const reply = await runTask(pool, task, { fetch: this.#fetch, body, signal });
+      const reply = await runTask(pool, first, { send: this.#send, body, signal });
       if (monitor) reply.response = monitored(reply.response, () => this.#streamBroke(reply.keyId, pool), signal);
       return reply;
     } catch (e) {
@@ -307,7 +309,7 @@ export class PoolSwitchClient {
     if (body === undefined && isRequest && input.body) body = await input.arrayBuffer();
     const signal = init.signal ?? (isRequest ? input.signal : undefined);
     try {
-      const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs });
+      const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs, deadlineMs: init.deadlineMs });
       // Which key served it, for logs: a non-enumerable extra on the standard Response.
       Object.defineProperty(reply.response, "poolswitch", { value: { keyId: reply.keyId, attempts: reply.attempts, outcome: reply.outcome } });
       return reply.response;

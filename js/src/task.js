@@ -1,26 +1,105 @@
-// Drives one request through the wasm pool. The core asks for host operations in steps
-// (src/js/ops.rs says why): fetches (S), timers (T), body peeks (K) and cancellations (C).
-// This starts them and reports each result back, which yields the next step. Responses,
-// request bodies and abort signals never enter wasm.
+// Drives one request's call through the wasm pool. The pool's request machine answers every
+// report with one step on the wire (src/js/wire.rs says the layout): JSON, `[task, record…]`,
+// each record an array led by an op code. This carries the records out (send, peek at an
+// error body, discard, the task's one timer, done/fail) and reports each result back, which
+// yields the next step. Responses, request bodies and abort signals never enter wasm.
 
-const RS = "\x1e";
-const US = "\x1f";
-let limitHeaders; // the core's list (src/core/limits.rs), read once
+/** The wire version this driver speaks (src/js/wire.rs `VERSION`). */
+const VERSION = 1;
+let W; // the wire's constants, read once from the wasm
 
-/** `[name, value, …]` pairs as the flat text the core reads. */
-export function flatText(pairs) {
-  for (const s of pairs) if (s.includes(RS) || s.includes(US)) throw new TypeError("header and query values cannot contain the control characters \\x1e or \\x1f");
-  return pairs.join(US);
+/** Reads the wire's constants from the loaded wasm; refuses a wasm of another wire version. */
+export function useWire(WasmPool) {
+  const w = JSON.parse(WasmPool.wire());
+  if (w.version !== VERSION) throw new Error(`poolswitch-wasm: the wasm speaks wire version ${w.version}, this wrapper ${VERSION}`);
+  W = { ...w.op, connect: w.failure.connect, ambiguous: w.failure.ambiguous, limitHeaders: w.limitHeaders };
 }
 
-function errorMessage(e) {
-  return (e && typeof e.message === "string" && e.message) || (typeof e === "string" ? e : "fetch failed");
+/** `[name, value, …]` pairs as the wire carries them: JSON, or "" for none. */
+export function wirePairs(pairs) {
+  return pairs.length === 0 ? "" : JSON.stringify(pairs);
 }
 
-// Reads the start of an error body for classification; the caller still gets the whole body.
-async function peek(response, limit) {
-  if (!response || !response.body) return new Uint8Array(0);
-  const reader = response.clone().body.getReader();
+// What `send` resolves to over fetch: the status, a header lookup, and the Response itself.
+class FetchReply {
+  constructor(response) {
+    this.response = response;
+    this.status = response.status;
+  }
+  header(name) {
+    return this.response.headers.get(name);
+  }
+}
+
+function fetchReply(r) {
+  if (r === null || typeof r !== "object" || typeof r.status !== "number" || !r.headers || typeof r.headers.get !== "function") {
+    throw new TypeError("the fetch function did not resolve to a Response");
+  }
+  if (r.bodyUsed) throw new TypeError("the fetch function resolved to a Response whose body was already read");
+  return new FetchReply(r);
+}
+
+/**
+ * The upstream send over a fetch function: `send(method, url, headers, body, signal)` →
+ * `{ status, header(name), response }`. Redirects are not followed: a redirect to another
+ * origin would carry the key there. Another transport (undici's dispatcher) can stand in for
+ * it with the same shape.
+ */
+export function fetchSender(fetchFn) {
+  return (method, url, headers, body, signal) => {
+    const init = { method, headers, signal, redirect: "manual" };
+    if (body !== undefined && body !== null) init.body = body;
+    return Promise.resolve(fetchFn(url, init)).then(fetchReply);
+  };
+}
+
+// Error codes (Node/undici) for a request that never left: safe to resend on any key.
+const CONNECT_CODES = new Set([
+  "ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NONAME", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL",
+  "UND_ERR_CONNECT_TIMEOUT", "CERT_HAS_EXPIRED", "DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+function codeOf(e) {
+  try {
+    return e && typeof e === "object" && typeof e.code === "string" ? e.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// The code of the first cause that has one (fetch's TypeError wraps the socket's error).
+function causeCode(e) {
+  for (let c = e, depth = 0; c && typeof c === "object" && depth < 5; depth++) {
+    const code = codeOf(c);
+    if (code) return code;
+    let errors;
+    try {
+      errors = c.errors;
+      c = c.cause;
+    } catch {
+      return undefined;
+    }
+    // Happy eyeballs: an AggregateError of one failure per address.
+    if (Array.isArray(errors) && errors.length > 0 && errors.every((x) => CONNECT_CODES.has(codeOf(x)))) return codeOf(errors[0]);
+  }
+  return undefined;
+}
+
+function errorMessage(e, code) {
+  let m;
+  try {
+    m = (e && typeof e.message === "string" && e.message) || (typeof e === "string" ? e : "fetch failed");
+  } catch {
+    m = "fetch failed";
+  }
+  return code && !m.includes(code) ? `${m} (${code})` : m;
+}
+
+const EMPTY = new Uint8Array(0);
+
+// Reads up to `limit` bytes from `reader`; a body that breaks is classified on what was read.
+async function readUpTo(reader, limit) {
   const chunks = [];
   let total = 0;
   try {
@@ -30,11 +109,7 @@ async function peek(response, limit) {
       chunks.push(value);
       total += value.byteLength;
     }
-  } catch {
-    // A body that breaks while peeked classifies on what was read.
-  } finally {
-    reader.cancel().catch(() => {});
-  }
+  } catch {}
   const out = new Uint8Array(Math.min(total, limit));
   let at = 0;
   for (const c of chunks) {
@@ -46,132 +121,180 @@ async function peek(response, limit) {
   return out;
 }
 
-/**
- * Runs task `task` of `pool` to its end. `ctx`: `{ fetch, body, signal }`. Resolves to
- * `{ response, keyId, attempts, outcome, retryAt }`; rejects with the core's error object, or
- * with the signal's reason when the caller aborts.
- */
-export function runTask(pool, task, ctx) {
-  return new Promise((resolve, reject) => {
-    // Arrays, not Maps: a request has one or two operations, and every object held while it
-    // is in flight costs garbage-collector time in proportion.
-    const live = []; // { id, abort?, timer? } while the core waits for it
-    const responses = []; // [fetch op id, Response]
-    let finished = false;
-    const responseOf = (op) => responses.find(([id]) => id === op)?.[1];
-    const settle = (id) => {
-      const i = live.findIndex((op) => op.id === id);
-      return i >= 0 && live.splice(i, 1)[0];
-    };
+function cancelBody(response) {
+  try {
+    if (response && response.body && !response.bodyUsed) response.body.cancel().catch(() => {});
+  } catch {}
+}
 
-    // Frees the connections of responses the caller will not get (failed-over attempts).
-    const end = (keep) => {
+/**
+ * Runs a task to its end from its first step (`pool.start`'s answer). `ctx`: `{ send, body,
+ * signal }`. Resolves to `{ response, keyId, attempts, outcome, retryAt }`; rejects with the
+ * core's error object, or with the signal's reason when the caller aborts.
+ */
+export function runTask(pool, first, ctx) {
+  return new Promise((resolve, reject) => {
+    const task = JSON.parse(first)[0];
+    // Arrays, not Maps: a call has one or two attempts, and every object held while it is in
+    // flight costs garbage-collector time in proportion.
+    const attempts = []; // { n, abort?, reply?, reader? } until discarded
+    let timer; // the task's one timer
+    let finished = false;
+    const find = (n) => attempts.find((a) => a.n === n);
+
+    // Aborts an attempt, stops its peek and (unless it is the answer) frees its connection.
+    const release = (a, answer) => {
+      if (a.reader) a.reader.cancel().catch(() => {});
+      a.reader = undefined;
+      if (answer) return;
+      if (a.abort) a.abort.abort();
+      cancelBody(a.reply && a.reply.response);
+    };
+    const end = (answer) => {
       finished = true;
-      for (const op of live.splice(0)) cancelOp(op);
-      for (const [, r] of responses) if (r !== keep && r.body && !r.bodyUsed) r.body.cancel().catch(() => {});
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      for (const a of attempts.splice(0)) release(a, a === answer);
       if (ctx.signal) ctx.signal.removeEventListener("abort", onAbort);
     };
     const onAbort = () => {
       if (finished) return;
+      end(undefined);
       pool.cancel(task);
-      end(null);
       reject(ctx.signal.reason);
     };
-    const advance = (next) => {
+    // One crossing: a report in, the next step out. A listener run during it may have ended
+    // the task (an abort): then the step is not for us any more.
+    const report = (call) => {
       if (finished) return;
       let text;
       try {
-        text = next();
+        text = call();
       } catch (e) {
-        end(null);
+        if (finished) return;
+        end(undefined);
+        pool.cancel(task);
         reject(e);
         return;
       }
-      const records = text.split(RS);
-      for (let i = 1; i < records.length; i++) startOp(records[i].split(US));
-      if (records[0] === "P") return;
-      const [, op, keyId, attempts, outcome, retryAt] = records[0].split(US);
-      const response = responseOf(Number(op));
-      end(response);
-      resolve({ response, keyId, attempts: Number(attempts), outcome, retryAt: retryAt ? Number(retryAt) : undefined });
+      apply(text);
+    };
+    const apply = (text) => {
+      if (finished) return;
+      const step = JSON.parse(text);
+      if (step[0] !== task) return;
+      for (let i = 1; i < step.length && !finished; i++) record(step[i]);
+    };
+    const onTimer = () => {
+      timer = undefined;
+      report(() => pool.fired(task));
     };
 
-    function startOp(f) {
-      const id = Number(f[1]);
-      switch (f[0]) {
-        case "C": {
-          const op = settle(id);
-          if (op) cancelOp(op);
+    function record(r) {
+      switch (r[0]) {
+        case W.send:
+          return send(r);
+        case W.peek: {
+          const a = find(r[1]);
+          if (a && a.reply) peek(a, r[2]);
           return;
         }
-        case "T":
-          live.push({ id, timer: setTimeout(() => settle(id) && advance(() => pool.slept(task, id)), Number(f[2])) });
-          return;
-        case "K": {
-          live.push({ id });
-          peek(responseOf(Number(f[2])), Number(f[3])).then((bytes) => settle(id) && advance(() => pool.peeked(task, id, bytes)));
+        case W.discard: {
+          const i = attempts.findIndex((a) => a.n === r[1]);
+          if (i >= 0) release(attempts.splice(i, 1)[0], false);
           return;
         }
-        case "S":
-          return startFetch(id, f);
+        case W.timer:
+          if (timer !== undefined) clearTimeout(timer);
+          timer = r[1] < 0 ? undefined : setTimeout(onTimer, r[1]);
+          return;
+        case W.done: {
+          const a = find(r[1]);
+          end(a);
+          resolve({ response: a && a.reply && a.reply.response, keyId: r[2], attempts: r[3], outcome: r[4], retryAt: r[5] ?? undefined });
+          return;
+        }
+        case W.fail:
+          end(undefined);
+          reject({ kind: r[1], message: r[2], keyId: r[3] ?? undefined, retryAt: r[4] ?? undefined, afterMs: r[5] ?? undefined });
+          return;
       }
     }
 
-    function startFetch(id, f) {
-      const op = { id };
+    function send(r) {
+      const a = { n: r[1], abort: undefined, reply: undefined, reader: undefined };
       // A plain record is cheaper for fetch than a Headers object; repeated names are joined.
+      const h = r[5];
       const headers = {};
-      for (let i = 5; i + 1 < f.length; i += 2) headers[f[i]] = Object.hasOwn(headers, f[i]) ? `${headers[f[i]]}, ${f[i + 1]}` : f[i + 1];
-      let signal = ctx.signal;
-      if (f[2] === "1") {
-        // The core may drop this attempt (a timeout applies): it gets its own signal.
-        op.abort = new AbortController();
-        signal = signal ? AbortSignal.any([signal, op.abort.signal]) : op.abort.signal;
+      for (let i = 0; i + 1 < h.length; i += 2) {
+        const name = h[i];
+        const value = Object.hasOwn(headers, name) ? `${headers[name]}, ${h[i + 1]}` : h[i + 1];
+        if (name === "__proto__") Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+        else headers[name] = value;
       }
-      live.push(op);
-      // Redirects are not followed: a redirect to another origin would carry the key there.
-      const init = { method: f[3], headers, signal, redirect: "manual" };
-      if (ctx.body !== undefined && ctx.body !== null) init.body = ctx.body;
+      let signal = ctx.signal;
+      if (r[4] === 1) {
+        // The machine may end this attempt (a timeout applies): it gets its own signal.
+        a.abort = new AbortController();
+        signal = signal ? AbortSignal.any([signal, a.abort.signal]) : a.abort.signal;
+      }
+      attempts.push(a);
       let pending;
       try {
-        pending = Promise.resolve(ctx.fetch(f[4], init));
+        pending = Promise.resolve(ctx.send(r[2], r[3], headers, ctx.body, signal));
       } catch (e) {
         pending = Promise.reject(e);
       }
       pending.then(
-        (response) => {
-          if (!settle(id)) {
-            if (response && response.body) response.body.cancel().catch(() => {});
-            return;
+        (reply) => {
+          if (finished || find(a.n) !== a) return cancelBody(reply && reply.response);
+          a.reply = reply;
+          // Only the headers the core reads, by name: iterating a fetch Headers object
+          // allocates several KB per response in Node.
+          let found;
+          for (const name of W.limitHeaders) {
+            const value = reply.header(name);
+            if (value !== null && value !== undefined) (found ??= []).push(name, String(value));
           }
-          responses.push([id, response]);
-          // Only the headers the core reads, by name: iterating a fetch Headers object allocates
-          // several KB per response in Node.
-          limitHeaders ??= pool.constructor.limitHeaders().split(US);
-          let limits = "";
-          for (const name of limitHeaders) {
-            const value = response.headers.get(name);
-            if (value !== null) limits += (limits ? US : "") + name + US + value;
-          }
-          advance(() => pool.sent(task, id, response.status, limits));
+          report(() => pool.sent(task, a.n, reply.status, found ? JSON.stringify(found) : ""));
         },
-        (e) => settle(id) && advance(() => pool.failed(task, id, errorMessage(e))),
+        (e) => {
+          if (finished || find(a.n) !== a) return;
+          const code = causeCode(e);
+          const kind = CONNECT_CODES.has(code) ? W.connect : W.ambiguous;
+          report(() => pool.failed(task, a.n, kind, errorMessage(e, code)));
+        },
       );
+    }
+
+    // Reads the start of an error body from a clone, so the caller can still read it all.
+    function peek(a, limit) {
+      let reader;
+      try {
+        const body = a.reply.response.body;
+        if (body) reader = a.reply.response.clone().body.getReader();
+      } catch {}
+      if (!reader) return report(() => pool.peeked(task, a.n, EMPTY));
+      a.reader = reader;
+      readUpTo(reader, limit).then((bytes) => {
+        if (a.reader !== reader) return; // released meanwhile
+        a.reader = undefined;
+        reader.cancel().catch(() => {});
+        if (finished || find(a.n) !== a) return;
+        report(() => pool.peeked(task, a.n, bytes));
+      });
     }
 
     if (ctx.signal) {
       if (ctx.signal.aborted) {
+        // Aborted while the call started (by an event listener): nothing is sent.
+        finished = true;
         pool.cancel(task);
         reject(ctx.signal.reason);
         return;
       }
       ctx.signal.addEventListener("abort", onAbort, { once: true });
     }
-    advance(() => pool.step(task));
+    apply(first);
   });
-}
-
-function cancelOp(op) {
-  if (op.timer !== undefined) clearTimeout(op.timer);
-  if (op.abort) op.abort.abort();
 }

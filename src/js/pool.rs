@@ -1,0 +1,245 @@
+//! `WasmPool`: the pool as the JS wrapper sees it. Each request is a task holding one
+//! [`Call`]; every method that feeds a task answers with its next step on the [`wire`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use js_sys::Function;
+use wasm_bindgen::prelude::*;
+
+use super::convert::{config_error, from_js, pool_error, to_js};
+use super::wire::{self, Step, Timer};
+use crate::core::shared::deliver;
+use crate::core::{Call, KeyConfig, PoolConfig, PoolError, PoolEvent, PoolSnapshot, Request, SeededRng, Shared, TransportError};
+
+type Rng = SeededRng<fn() -> u64>;
+
+fn seed() -> u64 {
+    // Drawn on first use, never at module scope (workerd forbids randomness there).
+    let hi = (js_sys::Math::random() * u32::MAX as f64) as u64;
+    let lo = (js_sys::Math::random() * u32::MAX as f64) as u64;
+    (hi << 32) | lo
+}
+
+fn now() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// A JS number of milliseconds as the core's: anything not a finite number of at least 0 is
+/// 0, which the core refuses with its own message.
+fn ms(v: Option<f64>) -> Option<u64> {
+    v.map(|v| if v.is_finite() && v >= 0.0 { v.min(1e15) as u64 } else { 0 })
+}
+
+/// One request in flight.
+struct Task {
+    call: Call,
+    /// When the driver's timer for this task fires, as last told.
+    timer_at: Option<u64>,
+}
+
+/// One pool, as the JS wrapper sees it.
+#[wasm_bindgen]
+pub struct WasmPool {
+    shared: RefCell<Shared<Rng>>,
+    tasks: RefCell<HashMap<u32, Task>>,
+    next_task: Cell<u32>,
+}
+
+#[wasm_bindgen]
+impl WasmPool {
+    /// `config`: the options object (snake_case or camelCase).
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: JsValue) -> Result<WasmPool, JsValue> {
+        let config: PoolConfig = from_js(config).map_err(|e| config_error(&e))?;
+        let shared = Shared::new(&config, SeededRng::new(seed as fn() -> u64)).map_err(|e| config_error(&e))?;
+        Ok(WasmPool { shared: RefCell::new(shared), tasks: RefCell::new(HashMap::new()), next_task: Cell::new(0) })
+    }
+
+    /// The wire's constants as JSON (see [`wire::constants`]); the driver reads them once.
+    pub fn wire() -> String {
+        wire::constants()
+    }
+
+    /// Starts a request and returns its first step. `headers` and `query` are JSON arrays of
+    /// name/value strings (`""` for none); the body stays in JS, `has_body` says whether there
+    /// is one. Throws an error object for a request that cannot be sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        &self,
+        method: &str,
+        path: String,
+        headers: &str,
+        query: &str,
+        timeout_ms: Option<f64>,
+        deadline_ms: Option<f64>,
+        has_body: bool,
+    ) -> Result<String, JsValue> {
+        let req = build_request(method, path, headers, query, timeout_ms, deadline_ms, has_body).map_err(|e| pool_error(&e))?;
+        let call = Call::start(&self.shared.borrow(), req, now()).map_err(|e| pool_error(&e))?;
+        let task = self.next_task.get().wrapping_add(1);
+        self.next_task.set(task);
+        self.tasks.borrow_mut().insert(task, Task { call, timer_at: None });
+        Ok(self.advance(task, |_, _, _| ()))
+    }
+
+    /// Reports that attempt `attempt` of `task` answered with `status`; `limits` is the JSON
+    /// pairs of its rate-limit headers (`""` for none). Returns the next step.
+    pub fn sent(&self, task: u32, attempt: u32, status: u16, limits: &str) -> String {
+        let headers = wire::limit_headers(limits);
+        self.advance(task, |call, shared, now| {
+            call.handle_response(shared, attempt, now, status, &headers);
+        })
+    }
+
+    /// Reports that attempt `attempt` got no response; `failure` is a wire failure code.
+    pub fn failed(&self, task: u32, attempt: u32, failure: u8, message: String) -> String {
+        let error = TransportError { message, kind: wire::failure_kind(failure) };
+        self.advance(task, |call, shared, now| {
+            call.handle_failure(shared, attempt, now, &error);
+        })
+    }
+
+    /// Reports the start of attempt `attempt`'s error body, as the step asked.
+    pub fn peeked(&self, task: u32, attempt: u32, bytes: &[u8]) -> String {
+        self.advance(task, |call, shared, now| {
+            call.handle_peeked(shared, attempt, now, bytes);
+        })
+    }
+
+    /// Reports that the task's timer fired.
+    pub fn fired(&self, task: u32) -> String {
+        if let Some(t) = self.tasks.borrow_mut().get_mut(&task) {
+            t.timer_at = None; // the driver holds no timer now; a step that still waits sets one
+        }
+        self.advance(task, |call, shared, now| call.handle_timeout(shared, now))
+    }
+
+    /// Drops a request (the caller aborted): an attempt in flight is booked as cancelled. The
+    /// wrapper releases what it holds itself.
+    pub fn cancel(&self, task: u32) {
+        let Some(mut t) = self.tasks.borrow_mut().remove(&task) else { return };
+        t.call.cancel(&mut self.shared.borrow_mut(), now());
+    }
+
+    /// Feeds task `task` one input, then encodes what the machine does next. A report for a
+    /// task that is gone (finished, cancelled) is ignored: its step is empty.
+    fn advance(&self, task: u32, input: impl FnOnce(&mut Call, &mut Shared<Rng>, u64)) -> String {
+        let now = now();
+        let mut step = Step::new(task);
+        let events = {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(t) = tasks.get_mut(&task) else { return step.finish() };
+            let mut shared = self.shared.borrow_mut();
+            input(&mut t.call, &mut shared, now);
+            while let Some(action) = t.call.poll(&mut shared, now) {
+                step.action(&action);
+            }
+            if t.call.is_done() {
+                tasks.remove(&task);
+            } else {
+                let want = t.call.poll_timeout();
+                if want != t.timer_at {
+                    t.timer_at = want;
+                    step.timer(want.map_or(Timer::Clear, |at| Timer::Set(at.saturating_sub(now))));
+                }
+            }
+            shared.take_events()
+        };
+        // With everything released: a listener may call back in, even cancel this task (then
+        // the driver has ended it and ignores the step).
+        deliver(events);
+        step.finish()
+    }
+
+    /// Per-key and pool status.
+    pub fn status(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.shared.borrow().status(now()))
+    }
+
+    /// Subscribes `listener(event)` to pool events; `undefined` unsubscribes.
+    #[wasm_bindgen(js_name = setListener)]
+    pub fn set_listener(&self, listener: Option<Function>) {
+        self.shared.borrow_mut().set_listener(listener.map(|f| {
+            Rc::new(move |e: &PoolEvent| {
+                if let Ok(v) = to_js(e) {
+                    // A throwing listener must not break the request that emitted the event.
+                    let _ = f.call1(&JsValue::NULL, &v);
+                }
+            }) as Rc<dyn Fn(&PoolEvent)>
+        }));
+    }
+
+    /// Runs `f` on the shared state, then delivers the events it produced.
+    fn with_shared<X>(&self, f: impl FnOnce(&mut Shared<Rng>, u64) -> X) -> X {
+        let (out, events) = {
+            let mut shared = self.shared.borrow_mut();
+            let out = f(&mut shared, now());
+            (out, shared.take_events())
+        };
+        deliver(events);
+        out
+    }
+
+    /// Adds a key (string or `{ id, value, … }`); returns its id.
+    #[wasm_bindgen(js_name = addKey)]
+    pub fn add_key(&self, key: JsValue) -> Result<String, JsValue> {
+        let key: KeyConfig = from_js(key).map_err(|e| config_error(&e.within("key")))?;
+        self.with_shared(|s, now| s.add_key(&key, now)).map_err(|e| config_error(&e))
+    }
+
+    #[wasm_bindgen(js_name = removeKey)]
+    pub fn remove_key(&self, id: &str) -> Result<(), JsValue> {
+        self.with_shared(|s, _| s.remove_key(id)).map_err(|e| pool_error(&e))
+    }
+
+    #[wasm_bindgen(js_name = setKeyEnabled)]
+    pub fn set_key_enabled(&self, id: &str, enabled: bool) -> Result<(), JsValue> {
+        self.with_shared(|s, now| s.set_enabled(id, enabled, now)).map_err(|e| pool_error(&e))
+    }
+
+    #[wasm_bindgen(js_name = recordStreamError)]
+    pub fn record_stream_error(&self, key_id: &str) -> Result<(), JsValue> {
+        self.with_shared(|s, now| s.record_stream_error(key_id, now)).map_err(|e| pool_error(&e))
+    }
+
+    #[wasm_bindgen(js_name = exportState)]
+    pub fn export_state(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.shared.borrow().export_state())
+    }
+
+    #[wasm_bindgen(js_name = importState)]
+    pub fn import_state(&self, snapshot: JsValue) -> Result<(), JsValue> {
+        let s: PoolSnapshot = from_js(snapshot).map_err(|e| config_error(&e.within("snapshot")))?;
+        self.with_shared(|shared, now| shared.import_state(&s, now));
+        Ok(())
+    }
+
+    #[wasm_bindgen(js_name = mergeState)]
+    pub fn merge_state(&self, snapshot: JsValue) -> Result<(), JsValue> {
+        let s: PoolSnapshot = from_js(snapshot).map_err(|e| config_error(&e.within("snapshot")))?;
+        self.with_shared(|shared, now| shared.merge_state(&s, now));
+        Ok(())
+    }
+}
+
+fn build_request(
+    method: &str,
+    path: String,
+    headers: &str,
+    query: &str,
+    timeout_ms: Option<f64>,
+    deadline_ms: Option<f64>,
+    has_body: bool,
+) -> Result<Request, PoolError> {
+    let headers = wire::pairs(headers)?;
+    let mut req = Request::parse(method, path, headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
+    req.query = wire::pairs(query)?;
+    req.timeout_ms = ms(timeout_ms);
+    req.deadline_ms = ms(deadline_ms);
+    // The body stays in JS; an empty one here says there is one (GET/HEAD refuse it).
+    req.body = has_body.then(Bytes::new);
+    Ok(req)
+}

@@ -1,0 +1,306 @@
+//! The wire between the wasm pool and its JS driver (`js/src/task.js`): the one place that
+//! says how the request machine's actions travel to JS and how JS reports back.
+//!
+//! A *step* is JSON text: `[task, record, record, …]`, the task it belongs to first, then one
+//! record per action, each an array led by a numeric op code:
+//!
+//! | record                                                     | the driver must                              |
+//! |------------------------------------------------------------|----------------------------------------------|
+//! | `[SEND, attempt, method, url, cancellable, [name, value, …]]` | send (the body is the caller's, kept in JS) |
+//! | `[PEEK, attempt, limit]`                                   | read up to `limit` bytes of that error body   |
+//! | `[DISCARD, attempt]`                                       | abort it, stop reading, release its response  |
+//! | `[TIMER, ms]`                                              | (re)set the task's one timer; `-1` clears it  |
+//! | `[DONE, attempt, keyId, attempts, outcome, retryAt\|null]` | resolve with that attempt's response          |
+//! | `[FAIL, kind, message, keyId\|null, retryAt\|null, afterMs\|null]` | reject with that error            |
+//!
+//! JS reports with typed arguments (`sent(task, attempt, status, limits)`, `failed(task,
+//! attempt, failure, message)`, `peeked(task, attempt, bytes)`, `fired(task)`); header and
+//! query pairs cross as a JSON array of strings (`""` for none). JSON carries every string a
+//! caller may legally send, so no value is refused for the encoding's sake, and `JSON.parse`
+//! is among the fastest things V8 does. [`constants`] gives JS every number above, once.
+
+use std::io::Write;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::core::limits::LIMIT_HEADERS;
+use crate::core::{Action, FailureKind, Finished, PoolError};
+
+/// Bumped whenever a record's layout changes; the driver refuses a wasm of another version.
+pub const VERSION: u32 = 1;
+
+/// Op codes: the first element of every record.
+pub mod op {
+    pub const SEND: u8 = 1;
+    pub const PEEK: u8 = 2;
+    pub const DISCARD: u8 = 3;
+    pub const TIMER: u8 = 4;
+    pub const DONE: u8 = 5;
+    pub const FAIL: u8 = 6;
+}
+
+/// What `failed(…, failure, …)` says about a send that got no response.
+pub mod failure {
+    /// Nothing was sent (DNS, connection refused, connect timeout).
+    pub const CONNECT: u8 = 1;
+    /// It may have been received.
+    pub const AMBIGUOUS: u8 = 2;
+}
+
+/// The failure kind a driver reported; anything unknown counts as ambiguous (the safe side).
+pub fn failure_kind(code: u8) -> FailureKind {
+    match code {
+        failure::CONNECT => FailureKind::Connect,
+        _ => FailureKind::Ambiguous,
+    }
+}
+
+/// Everything the driver needs to know of the wire, as JSON: version, op codes, failure
+/// kinds and the response headers the core reads (the driver copies only those).
+pub fn constants() -> String {
+    serde_json::json!({
+        "version": VERSION,
+        "op": { "send": op::SEND, "peek": op::PEEK, "discard": op::DISCARD, "timer": op::TIMER, "done": op::DONE, "fail": op::FAIL },
+        "failure": { "connect": failure::CONNECT, "ambiguous": failure::AMBIGUOUS },
+        "limitHeaders": LIMIT_HEADERS,
+    })
+    .to_string()
+}
+
+/// What happens to the task's timer in this step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    Keep,
+    /// Fire in this many ms.
+    Set(u64),
+    Clear,
+}
+
+/// One step of task `task`: its actions and its timer.
+pub struct Step {
+    out: Vec<u8>,
+}
+
+impl Step {
+    pub fn new(task: u32) -> Self {
+        let mut out = Vec::with_capacity(64);
+        let _ = write!(out, "[{task}");
+        Self { out }
+    }
+
+    fn string(&mut self, s: &str) {
+        // serde_json escapes quotes, backslashes and control characters; nothing is refused.
+        let _ = serde_json::to_writer(&mut self.out, s);
+    }
+
+    fn opt(&mut self, n: Option<u64>) {
+        let _ = match n {
+            Some(n) => write!(self.out, ",{n}"),
+            None => write!(self.out, ",null"),
+        };
+    }
+
+    pub fn action(&mut self, action: &Action) {
+        match action {
+            Action::Send { attempt, request } => {
+                let _ = write!(self.out, ",[{},{attempt},", op::SEND);
+                self.string(request.method.as_str());
+                self.out.push(b',');
+                self.string(&request.url);
+                let _ = write!(self.out, ",{},[", u8::from(request.cancellable));
+                for (i, (name, value)) in request.headers.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.string(name.as_str());
+                    self.out.push(b',');
+                    // Values came from UTF-8 text (the caller's, the config's, the key's).
+                    self.string(&String::from_utf8_lossy(value.as_bytes()));
+                }
+                self.out.extend_from_slice(b"]]");
+            }
+            Action::Peek { attempt, limit } => {
+                let _ = write!(self.out, ",[{},{attempt},{limit}]", op::PEEK);
+            }
+            Action::Discard { attempt } => {
+                let _ = write!(self.out, ",[{},{attempt}]", op::DISCARD);
+            }
+            Action::Done(Ok(done)) => self.done(done),
+            Action::Done(Err(e)) => self.fail(e),
+        }
+    }
+
+    fn done(&mut self, d: &Finished) {
+        let _ = write!(self.out, ",[{},{},", op::DONE, d.attempt);
+        self.string(&d.key_id);
+        let _ = write!(self.out, ",{},", d.attempts);
+        self.string(d.outcome.as_str());
+        self.opt(d.retry_at_ms);
+        self.out.push(b']');
+    }
+
+    fn fail(&mut self, e: &PoolError) {
+        let (key_id, retry_at, after_ms) = match e {
+            PoolError::Network { key_id, .. } => (Some(key_id.as_str()), None, None),
+            PoolError::Timeout { key_id, after_ms } => (Some(key_id.as_str()), None, Some(*after_ms)),
+            PoolError::NoHealthyKeys { retry_at_ms } => (None, *retry_at_ms, None),
+            _ => (None, None, None),
+        };
+        let _ = write!(self.out, ",[{},", op::FAIL);
+        self.string(e.kind());
+        self.out.push(b',');
+        self.string(&e.to_string());
+        match key_id {
+            Some(id) => {
+                self.out.push(b',');
+                self.string(id);
+            }
+            None => self.out.extend_from_slice(b",null"),
+        }
+        self.opt(retry_at);
+        self.opt(after_ms);
+        self.out.push(b']');
+    }
+
+    pub fn timer(&mut self, timer: Timer) {
+        let _ = match timer {
+            Timer::Keep => Ok(()),
+            Timer::Set(ms) => write!(self.out, ",[{},{ms}]", op::TIMER),
+            Timer::Clear => write!(self.out, ",[{},-1]", op::TIMER),
+        };
+    }
+
+    pub fn finish(mut self) -> String {
+        self.out.push(b']');
+        // Only JSON text and escaped strings were written.
+        String::from_utf8(self.out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+/// `["name", "value", …]` pairs from JS (headers, query); `""` is none.
+pub fn pairs(text: &str) -> Result<Vec<(String, String)>, PoolError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let flat: Vec<String> =
+        serde_json::from_str(text).map_err(|_| PoolError::InvalidRequest("name/value pairs must be strings".to_owned()))?;
+    if flat.len() % 2 != 0 {
+        return Err(PoolError::InvalidRequest("name/value pairs must come in twos".to_owned()));
+    }
+    let mut out = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(n), Some(v)) = (it.next(), it.next()) {
+        out.push((n, v));
+    }
+    Ok(out)
+}
+
+/// The rate-limit headers of a response, as the driver copied them; a header that is not
+/// valid (or text that is not pairs) is skipped: the response itself is still good.
+pub fn limit_headers(text: &str) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (n, v) in pairs(text).unwrap_or_default() {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&v)) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{HttpRequest, Outcome};
+    use http::Method;
+    use serde_json::{json, Value};
+
+    fn step(actions: &[Action], timer: Timer) -> Value {
+        let mut s = Step::new(7);
+        for a in actions {
+            s.action(a);
+        }
+        s.timer(timer);
+        serde_json::from_str(&s.finish()).expect("a step is JSON")
+    }
+
+    /// Every string a caller may legally send, including the old format's separators.
+    const AWKWARD: &str = "a\u{1e}b\u{1f}c \"q\" \\ é 日本 \t";
+    /// The same, as far as a header value may go (no control characters but tab).
+    const HEADER_AWKWARD: &str = "\"q\" \\ é 日本 \t ,;";
+
+    #[test]
+    fn every_record_round_trips_with_any_legal_value() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-note", HeaderValue::from_str(HEADER_AWKWARD).unwrap());
+        headers.append("x-note", HeaderValue::from_static("two"));
+        let mut auth = HeaderValue::from_static("Bearer sk-test");
+        auth.set_sensitive(true);
+        headers.append("authorization", auth);
+        let url = format!("https://api.example.com/v1/x?q={}", "%1E%1F");
+        let request = HttpRequest { method: Method::PATCH, url: url.clone(), headers, body: None, cancellable: true };
+        let done = Finished {
+            attempt: 3,
+            key_id: AWKWARD.to_owned(),
+            attempts: 3,
+            outcome: Outcome::RateLimited,
+            retry_at_ms: Some(1_717_200_030_000),
+        };
+        let actions = [
+            Action::Send { attempt: 2, request },
+            Action::Peek { attempt: 2, limit: 65_536 },
+            Action::Discard { attempt: 1 },
+            Action::Done(Ok(done)),
+        ];
+        let v = step(&actions, Timer::Set(1_500));
+        assert_eq!(
+            v,
+            json!([
+                7,
+                [op::SEND, 2, "PATCH", url, 1, ["x-note", HEADER_AWKWARD, "x-note", "two", "authorization", "Bearer sk-test"]],
+                [op::PEEK, 2, 65_536],
+                [op::DISCARD, 1],
+                [op::DONE, 3, AWKWARD, 3, "rate_limited", 1_717_200_030_000u64],
+                [op::TIMER, 1_500]
+            ])
+        );
+    }
+
+    #[test]
+    fn failures_carry_their_kind_and_fields_and_the_timer_can_be_kept_or_cleared() {
+        let v = step(&[Action::Done(Err(PoolError::Timeout { key_id: "k".into(), after_ms: 50 }))], Timer::Clear);
+        assert_eq!(v, json!([7, [op::FAIL, "timeout", "timed out after 50 ms on key k", "k", null, 50], [op::TIMER, -1]]));
+        let v = step(&[Action::Done(Err(PoolError::NoHealthyKeys { retry_at_ms: None }))], Timer::Keep);
+        assert_eq!(v[1][0], json!(op::FAIL));
+        assert_eq!((&v[1][1], &v[1][3], &v[1][4]), (&json!("no_healthy_keys"), &Value::Null, &Value::Null));
+        assert_eq!(step(&[], Timer::Keep), json!([7]));
+    }
+
+    #[test]
+    fn pairs_from_js_carry_separators_and_refuse_what_is_not_pairs() {
+        let text = serde_json::to_string(&["q", AWKWARD, "x", ""]).unwrap();
+        assert_eq!(pairs(&text).unwrap(), [("q".to_owned(), AWKWARD.to_owned()), ("x".to_owned(), String::new())]);
+        assert_eq!(pairs("").unwrap(), []);
+        for bad in ["[\"odd\"]", "[1,2]", "{}", "not json", "[\"a\",null]"] {
+            assert_eq!(pairs(bad).unwrap_err().kind(), "invalid_request", "{bad}");
+        }
+        let limits = limit_headers(r#"["retry-after","3","bad name","x","x-ratelimit-remaining-requests","0"]"#);
+        assert_eq!((limits.len(), limits["retry-after"].to_str().unwrap()), (2, "3"));
+        assert!(limit_headers("garbage").is_empty());
+    }
+
+    #[test]
+    fn constants_name_every_code_once() {
+        let c: Value = serde_json::from_str(&constants()).unwrap();
+        assert_eq!(c["version"], json!(VERSION));
+        let codes: Vec<u64> = c["op"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).collect();
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!((codes.len(), unique.len()), (6, 6));
+        assert_eq!(c["limitHeaders"].as_array().unwrap().len(), LIMIT_HEADERS.len());
+        assert_eq!(
+            (failure_kind(failure::CONNECT), failure_kind(failure::AMBIGUOUS), failure_kind(99)),
+            (FailureKind::Connect, FailureKind::Ambiguous, FailureKind::Ambiguous)
+        );
+    }
+}
