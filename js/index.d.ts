@@ -58,11 +58,14 @@ export interface PoolSwitchOptions {
   authScheme?: string | null;
   /** Send the key as this query parameter instead (Gemini: `key`). */
   queryAuthParam?: string;
-  /** Per-attempt timeout. */
+  /** Per-attempt timeout: the response head and the read of an error body. */
   requestTimeoutMs?: number;
   /** Per-key ceiling; a busy key is passed over, or waited for when none is free. */
   rateLimitPerSecond?: number;
-  /** Methods resent after an ambiguous network failure. Default GET, HEAD, OPTIONS, DELETE, POST. */
+  /**
+   * Methods resent after an ambiguous failure (sent, no answer). Default the idempotent ones: GET, HEAD, OPTIONS,
+   * PUT, DELETE; add POST to resend it (a resent POST may be billed twice). A failure to connect is resent for any method.
+   */
   retryableMethods?: string[];
   /** Headers added to every request. */
   defaultHeaders?: Record<string, string>;

@@ -5,6 +5,7 @@
 //   quota: N          successes before 429 insufficient_quota (advertised in x-ratelimit-* headers)
 //   script: [...]     answers for the next calls, one each: ok | rate_limit[:ms] | quota | invalid |
 //                     server_error | overloaded | bad_request | too_large | drop | hang | delay:ms | empty
+//                     | stall_error[:s] (a 429 with retry-after: s whose body starts and never ends)
 //   latencyMs: N      delay before every answer
 // Control (no auth): POST /__mock/keys {value: spec}, POST /__mock/reset, GET /__mock/calls.
 // CLI: node mock-provider.js [--port N] [--keys JSON]  → prints "READY http://127.0.0.1:PORT".
@@ -96,6 +97,12 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
       return;
     }
     if (kind === "drop") return req.socket.destroy();
+    if (kind === "stall_error") {
+      res.writeHead(429, { "content-type": "application/json", "retry-after": String(arg ?? 1) });
+      res.write('{"error":{"message":"Rate limit reached');
+      req.socket.on("close", () => (call.closed = true));
+      return;
+    }
     if (kind === "anthropic_rate_limit") return json(res, 429, { type: "error", error: { type: "rate_limit_error", message: "Number of request tokens has exceeded your per-minute rate limit" } }, { "retry-after": String(arg ?? 1) });
     if (kind === "rate_limit") return json(res, ...ERRORS.rate_limit, { "retry-after-ms": String(arg ?? 1000) });
     if (ERRORS[kind]) return json(res, ...ERRORS[kind]);

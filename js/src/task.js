@@ -142,13 +142,15 @@ export function runTask(pool, first, ctx) {
     let finished = false;
     const find = (n) => attempts.find((a) => a.n === n);
 
-    // Aborts an attempt, stops its peek and (unless it is the answer) frees its connection.
+    // Stops an attempt's peek and, unless it is the answer, frees its connection: an attempt
+    // still in flight is aborted, a response's body cancelled (aborting a fetch whose
+    // response has arrived errors its body under a peek, an unhandled rejection in undici).
     const release = (a, answer) => {
       if (a.reader) a.reader.cancel().catch(() => {});
       a.reader = undefined;
       if (answer) return;
-      if (a.abort) a.abort.abort();
-      cancelBody(a.reply && a.reply.response);
+      if (a.reply) cancelBody(a.reply.response);
+      else if (a.abort) a.abort.abort();
     };
     const end = (answer) => {
       finished = true;
