@@ -134,7 +134,8 @@ function cancelBody(response) {
  */
 export function runTask(pool, first, ctx) {
   return new Promise((resolve, reject) => {
-    const task = JSON.parse(first)[0];
+    const firstStep = JSON.parse(first);
+    const task = firstStep[0];
     // Arrays, not Maps: a call has one or two attempts, and every object held while it is in
     // flight costs garbage-collector time in proportion.
     const attempts = []; // { n, abort?, reply?, reader? } until discarded
@@ -183,7 +184,7 @@ export function runTask(pool, first, ctx) {
     };
     const apply = (text) => {
       if (finished) return;
-      const step = JSON.parse(text);
+      const step = typeof text === "string" ? JSON.parse(text) : text;
       if (step[0] !== task) return;
       for (let i = 1; i < step.length && !finished; i++) record(step[i]);
     };
@@ -297,6 +298,6 @@ export function runTask(pool, first, ctx) {
       }
       ctx.signal.addEventListener("abort", onAbort, { once: true });
     }
-    apply(first);
+    apply(firstStep);
   });
 }
