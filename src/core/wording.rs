@@ -59,22 +59,6 @@ pub fn camel(name: &str) -> String {
     out
 }
 
-/// Levenshtein distance over chars, two rows; inputs are short field names (callers cap them).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut row = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            row[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut row);
-    }
-    prev[b.len()]
-}
-
 /// Longest unknown name compared (longer ones are no typo of a field name).
 const MAX_NAME_LEN: usize = 64;
 
@@ -90,7 +74,7 @@ pub fn suggest(unknown: &str, known: &[&str]) -> Option<String> {
     let by_distance = || {
         known
             .iter()
-            .map(|k| (edit_distance(&folded, &fold(k)), *k))
+            .map(|k| (strsim::levenshtein(&folded, &fold(k)), *k))
             .filter(|(d, k)| *d <= 2.max(k.len() / 4))
             .min_by_key(|(d, _)| *d)
             .map(|(_, k)| k)

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::core::config::PoolConfig;
 use crate::core::error::ConfigError;
+use crate::core::wording::camel;
 
 /// What a field holds, and so how its environment variable is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,21 +71,6 @@ const DEFAULT_BODY_LIMIT: u64 = 32 * 1024 * 1024;
 const MAX_BODY_LIMIT: u64 = 1024 * 1024 * 1024;
 const DEFAULT_DRAIN_MS: u64 = 10_000;
 const MAX_DRAIN_MS: u64 = 600_000;
-
-/// `retry_attempts` → `retryAttempts`.
-fn camel(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else {
-            out.push(if upper { c.to_ascii_uppercase() } else { c });
-            upper = false;
-        }
-    }
-    out
-}
 
 fn env_name(field: &str) -> String {
     format!("{ENV_PREFIX}{}", field.to_ascii_uppercase())
