@@ -75,8 +75,17 @@ export interface PoolSwitchOptions {
   backoffMaxMs?: number;
   /** Longest a request waits for a cooling key before failing with its return time. Default 30000. */
   maxWaitMs?: number;
-  /** The host's fetch. Default `globalThis.fetch`, looked up at call time. */
+  /**
+   * The HTTP function for upstream requests. In Node the default is undici's dispatcher (no
+   * fetch layer; see `dispatcher`); elsewhere `globalThis.fetch`, looked up at call time.
+   * Giving one makes every host use it.
+   */
   fetch?: FetchLike;
+  /**
+   * Node only: the undici `Dispatcher` to send through (a `ProxyAgent`, an `Agent` with your own
+   * limits, a `MockAgent` in tests). Default: one keep-alive `Agent` shared by every client.
+   */
+  dispatcher?: { request(options: object, callback: (err: Error | null, data: unknown) => void): void };
   /** Called for every pool event (the same as `client.on("*", fn)`). */
   onEvent?: (event: PoolEvent) => void;
   /** Where the client logs: listener failures at `error`, every event at `debug`. Default `console`. */

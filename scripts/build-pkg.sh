@@ -22,7 +22,8 @@ grep -q "new URL('poolswitch_bg.wasm', import.meta.url)" "$glue"
 sed -i "s|new URL('poolswitch_bg.wasm', import.meta.url)|undefined; throw new Error('poolswitch-wasm: the wasm is instantiated by the entry point')|" "$glue"
 ! grep -q "import.meta" "$glue"
 
-cp js/src/client.js js/src/browser-guard.js js/src/events.js js/src/task.js js/src/workerd.js js/src/inline.js "$out/esm/"
+cp js/src/client.js js/src/browser-guard.js js/src/events.js js/src/task.js js/src/workerd.js js/src/inline.js js/src/node-inline.js "$out/esm/"
+cp -r js/src/transport "$out/esm/transport"
 # One bundle per module format, the .wasm inlined as base64 (decoded by inline.js): esm/browser.js
 # for browsers, bundlers, Deno, Bun and edge runtimes; cjs/index.cjs (its base64 in
 # cjs/wasm-base64.js, required) for require() and, through esm/node.js, for import in Node.
@@ -34,7 +35,12 @@ echo '{ "type": "commonjs" }' > "$out/cjs/package.json"
 base64 "$out/cjs/wasm-base64.js" "module.exports = "
 npx --no-install esbuild "$out/esm/inline.js" --bundle --format=cjs --platform=neutral --target=es2022 \
   --external:./wasm-base64.js --log-level=warning --outfile="$out/cjs/index.cjs"
-rm "$out/esm/inline.js" "$out/esm/wasm-base64.js"
+# Node's own CommonJS build (node + require, and import through esm/node.js): the same, with
+# undici's dispatcher as the upstream transport; undici stays a dependency, loaded on first use.
+npx --no-install esbuild "$out/esm/node-inline.js" --bundle --format=cjs --platform=node --target=node20 \
+  --external:./wasm-base64.js --external:undici --log-level=warning --log-override:empty-import-meta=silent \
+  --outfile="$out/cjs/node.cjs"
+rm "$out/esm/inline.js" "$out/esm/node-inline.js" "$out/esm/wasm-base64.js"
 cp js/src/node.js "$out/esm/node.js"
 # The mock provider for require() too; its "run as a program" check is for the ESM file (the bin).
 npx --no-install esbuild js/mock-provider.js --bundle --format=cjs --platform=node --target=node20 \

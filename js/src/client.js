@@ -1,16 +1,23 @@
 // PoolSwitchClient: the JS face of the wasm pool, shared by every runtime's entry point.
 // The entry points only load the wasm their own way and call useWasm().
 
-import { fetchSender, runTask, useWire, wirePairs } from "./task.js";
+import { runTask, useWire, wirePairs } from "./task.js";
+import { fetchTransport } from "./transport/fetch.js";
 import { refuseBrowserUnlessAllowed } from "./browser-guard.js";
 import { PoolEvents } from "./events.js";
 
 let WasmPool;
+let defaultTransport; // the entry's own upstream transport, when it has one (Node: undici)
 
 /** Called once by each entry point with the loaded wasm-bindgen exports. */
 export function useWasm(exports) {
   useWire(exports.WasmPool);
   WasmPool = exports.WasmPool;
+}
+
+/** Called by the Node entry: `factory(dispatcher?)` makes the transport used when no `fetch` is given. */
+export function useTransport(factory) {
+  defaultTransport = factory;
 }
 
 /** Every failure the client reports. Never carries a key value. */
@@ -67,6 +74,8 @@ function resolveFetch(fetchOption) {
   });
 }
 
+const JSON_HEADERS = wirePairs(["content-type", "application/json"]);
+
 function flatQuery(query) {
   const out = [];
   if (query === undefined || query === null) return out;
@@ -119,13 +128,12 @@ async function replayableBody(body, headers) {
 
 async function readPayload(response) {
   const text = await response.text();
-  return { text, data: parseJson(text, response) };
+  return { text, data: parseJson(text, response.headers.get("content-type")) };
 }
 
 // The body as JSON when the response says it is JSON and it parses; undefined otherwise.
-function parseJson(text, response) {
-  const type = response.headers.get("content-type") || "";
-  if (!type.includes("json") || text.length === 0) return undefined;
+function parseJson(text, contentType) {
+  if (!contentType || !contentType.includes("json") || text.length === 0) return undefined;
   try {
     return JSON.parse(text);
   } catch {
@@ -170,23 +178,47 @@ function providerMessage(data) {
   return typeof msg === "string" ? msg : undefined;
 }
 
+let dispatchRaw; // set by PoolSwitchClient's static block
+
+/**
+ * For proxy mode (gateway/forward.js): sends through the pool and resolves to the transport's
+ * own response, with no standard Response built: `{ response, keyId, attempts, outcome,
+ * broke() }` (`broke` counts a body that broke mid-way against the key). Rejects like `request`.
+ */
+export function sendThrough(client, method, url, opts) {
+  return dispatchRaw(client, method, url, opts);
+}
+
 /** An API-key pool over one upstream provider. */
 export class PoolSwitchClient {
   #pool;
-  #send;
+  #transport;
   #secrets;
   #events;
   #listening = false;
+
+  static {
+    dispatchRaw = (client, method, url, opts) =>
+      client.#sent(method, url, opts).then((reply) => {
+        reply.broke = () => client.#streamBroke(reply.keyId, reply.pool);
+        return reply;
+      });
+  }
 
   constructor(options) {
     if (!WasmPool) throw new Error("poolswitch-wasm: the wasm module is not loaded (import the package entry point)");
     if (!options || typeof options !== "object" || Array.isArray(options)) {
       throw new PoolSwitchError("invalid config: options must be an object", { kind: "invalid_config", field: "config", problem: "must be an object" });
     }
-    const { fetch, onEvent, logger, logLevel, dangerouslyAllowBrowser, ...config } = options;
+    const { fetch, dispatcher, onEvent, logger, logLevel, dangerouslyAllowBrowser, ...config } = options;
     const makeError = (message, fields) => new PoolSwitchError(message, fields);
     refuseBrowserUnlessAllowed(dangerouslyAllowBrowser, makeError);
-    this.#send = fetchSender(resolveFetch(fetch));
+    if (dispatcher !== undefined && (fetch !== undefined || !defaultTransport || !dispatcher || typeof dispatcher.request !== "function")) {
+      const problem = fetch !== undefined ? "cannot be given with fetch" : !defaultTransport ? "is for Node only" : "must be an undici Dispatcher";
+      throw new PoolSwitchError(`invalid config: dispatcher ${problem}`, { kind: "invalid_config", field: "dispatcher", problem });
+    }
+    // The caller's fetch when given; else the entry's transport (Node), else the host's fetch.
+    this.#transport = fetch === undefined && defaultTransport ? defaultTransport(dispatcher) : fetchTransport(resolveFetch(fetch));
     this.#events = new PoolEvents({ onEvent, logger, logLevel }, makeError);
     this.#secrets = keyValues(config.keys);
     try {
@@ -200,39 +232,56 @@ export class PoolSwitchClient {
     this.fetch = this.fetch.bind(this);
   }
 
-  async #dispatch(method, path, opts = {}, monitor = true) {
-    if (typeof path !== "string") throw new PoolSwitchError("invalid request: path must be a string", { kind: "invalid_request" });
-    let headers;
-    let body = opts.body;
+  // Sends a request through the pool and calls `done(reply)` with the task's reply (the
+  // transport's own response, not yet a Response; `reply.pool` the request's pool view) or
+  // `fail(error)`. Nothing here is async unless a one-shot body must be read first: each
+  // promise layer costs CPU and garbage per request in Node.
+  #send(method, path, opts, done, fail) {
     try {
-      headers = headerPairs(opts.headers);
+      if (typeof path !== "string") throw new PoolSwitchError("invalid request: path must be a string", { kind: "invalid_request" });
+      const headers = headerPairs(opts.headers);
+      let body = opts.body;
       if (opts.json !== undefined) {
         if (body !== undefined) throw new TypeError("json and body cannot both be given");
         body = JSON.stringify(opts.json);
         if (!hasHeader(headers, "content-type")) headers.push("content-type", "application/json");
       }
-      if (isOneShot(body)) body = await replayableBody(body, headers);
+      if (isOneShot(body)) replayableBody(body, headers).then((replayable) => this.#start(method, path, headers, replayable, opts, done, fail), fail);
+      else this.#start(method, path, headers, body, opts, done, fail);
     } catch (e) {
-      throw toError(e, this.#secrets);
+      fail(e);
     }
-    const signal = opts.signal;
-    if (signal) signal.throwIfAborted();
+  }
+
+  #start(method, path, headers, body, opts, done, fail) {
     let first;
-    const pool = this.#events.forRequest(this.#pool, path);
+    let pool;
+    const signal = opts.signal;
     try {
+      if (signal) signal.throwIfAborted();
+      pool = this.#events.forRequest(this.#pool, path);
       const hasBody = body !== undefined && body !== null;
-      first = pool.start(String(method), path, wirePairs(headers), wirePairs(flatQuery(opts.query)), opts.timeoutMs, opts.deadlineMs, hasBody);
+      // The common call (no caller headers, a JSON body) reuses its header text.
+      const headerText = headers.length === 2 && headers[0] === "content-type" && headers[1] === "application/json" ? JSON_HEADERS : wirePairs(headers);
+      const queryText = opts.query === undefined || opts.query === null ? "" : wirePairs(flatQuery(opts.query));
+      first = pool.start(String(method), path, headerText, queryText, opts.timeoutMs, opts.deadlineMs, hasBody);
     } catch (e) {
-      throw toError(e, this.#secrets);
+      fail(e);
+      return;
     }
-    try {
-      const reply = await runTask(pool, first, { send: this.#send, body, signal });
-      if (monitor) reply.response = monitored(reply.response, () => this.#streamBroke(reply.keyId, pool), signal);
-      return reply;
-    } catch (e) {
-      if (signal && signal.aborted && e === signal.reason) throw e;
-      throw toError(e, this.#secrets);
-    }
+    runTask(pool, first, { send: this.#transport.send, body, signal }).then((reply) => {
+      reply.pool = pool;
+      done(reply);
+    }, fail);
+  }
+
+  #sent(method, path, opts) {
+    return new Promise((resolve, reject) => this.#send(method, path, opts, resolve, (e) => reject(this.#failure(e, opts.signal))));
+  }
+
+  // What a failed send rejects with: the caller's abort reason as it is, else a PoolSwitchError.
+  #failure(e, signal) {
+    return signal && signal.aborted && e === signal.reason ? e : toError(e, this.#secrets);
   }
 
   #streamBroke(keyId, pool = this.#pool) {
@@ -245,24 +294,50 @@ export class PoolSwitchClient {
    * Sends a request through the pool. A 2xx answer resolves to parsed JSON (text otherwise,
    * or the `Response` itself with `stream: true`); anything else rejects with PoolSwitchError.
    */
-  async request(method, path, opts = {}) {
+  request(method, path, opts = {}) {
+    return new Promise((resolve, reject) =>
+      this.#send(
+        method,
+        path,
+        opts,
+        (reply) => {
+          try {
+            this.#answer(method, opts, reply, resolve, reject);
+          } catch (e) {
+            reject(this.#failure(e, opts.signal));
+          }
+        },
+        (e) => reject(this.#failure(e, opts.signal)),
+      ),
+    );
+  }
+
+  #answer(method, opts, reply, resolve, reject) {
+    const transport = this.#transport;
+    const raw = reply.response;
+    const status = raw.status;
+    if (status < 200 || status > 299) return this.#upstreamError(reply).then(resolve, reject);
     // Parsed answers are read here, so only a handed-over stream needs the monitor.
-    const reply = await this.#dispatch(method, path, opts, Boolean(opts.stream));
-    const { response } = reply;
-    if (response.status >= 200 && response.status < 300) {
-      if (opts.stream) return response;
-      if (response.status === 204 || method.toUpperCase() === "HEAD") return null;
-      let text;
-      try {
-        text = await response.text();
-      } catch (e) {
-        if (opts.signal && opts.signal.aborted) throw opts.signal.reason;
-        this.#streamBroke(reply.keyId);
-        throw new PoolSwitchError(`the response body from key ${reply.keyId} broke off: ${e && e.message}`, { kind: "stream", keyId: reply.keyId, status: response.status, cause: e });
-      }
-      const data = parseJson(text, response);
-      return data !== undefined ? data : text;
+    if (opts.stream) return resolve(monitored(transport.toResponse(raw), () => this.#streamBroke(reply.keyId, reply.pool), opts.signal));
+    if (status === 204 || (method.length === 4 && method.toUpperCase() === "HEAD")) {
+      transport.discard(raw);
+      return resolve(null);
     }
+    transport.text(raw).then(
+      (text) => {
+        const data = parseJson(text, transport.header(raw, "content-type"));
+        resolve(data !== undefined ? data : text);
+      },
+      (e) => {
+        if (opts.signal && opts.signal.aborted) return reject(opts.signal.reason);
+        this.#streamBroke(reply.keyId, reply.pool);
+        reject(new PoolSwitchError(`the response body from key ${reply.keyId} broke off: ${e && e.message}`, { kind: "stream", keyId: reply.keyId, status, cause: e }));
+      },
+    );
+  }
+
+  async #upstreamError(reply) {
+    const response = this.#transport.toResponse(reply.response);
     const { text, data } = await readPayload(response);
     const detail = providerMessage(data);
     const message = `upstream answered ${response.status} (${reply.outcome}) on key ${reply.keyId} after ${reply.attempts} attempt${reply.attempts === 1 ? "" : "s"}${detail ? `: ${detail}` : ""}`;
@@ -309,7 +384,8 @@ export class PoolSwitchClient {
     if (body === undefined && isRequest && input.body) body = await input.arrayBuffer();
     const signal = init.signal ?? (isRequest ? input.signal : undefined);
     try {
-      const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs, deadlineMs: init.deadlineMs });
+      const reply = await this.#sent(method, url, { headers, body, signal, timeoutMs: init.timeoutMs, deadlineMs: init.deadlineMs });
+      reply.response = monitored(this.#transport.toResponse(reply.response), () => this.#streamBroke(reply.keyId, reply.pool), signal);
       // Which key served it, for logs: a non-enumerable extra on the standard Response.
       Object.defineProperty(reply.response, "poolswitch", { value: { keyId: reply.keyId, attempts: reply.attempts, outcome: reply.outcome } });
       return reply.response;
@@ -397,7 +473,8 @@ export class PoolSwitchClient {
   }
 }
 
-function noKeysResponse(e) {
+/** The answer `fetch` gives when no key can serve: 429 with retry-after, or 503. */
+export function noKeysResponse(e) {
   const headers = { "content-type": "application/json", "x-poolswitch-error": "no_healthy_keys" };
   if (e.retryAt !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil((e.retryAt - Date.now()) / 1000)));
   const body = JSON.stringify({ error: { message: e.message, type: "no_healthy_keys", retry_at: e.retryAt ?? null } });

@@ -42,8 +42,9 @@ function fetchReply(r) {
 /**
  * The upstream send over a fetch function: `send(method, url, headers, body, signal)` →
  * `{ status, header(name), response }`. Redirects are not followed: a redirect to another
- * origin would carry the key there. Another transport (undici's dispatcher) can stand in for
- * it with the same shape.
+ * origin would carry the key there. Another transport (undici's dispatcher, transport/undici.js)
+ * stands in for it with the same shape; its replies may also have `peek(limit)` (the start of
+ * the body, kept for the caller) and `discard()` (free the connection).
  */
 export function fetchSender(fetchFn) {
   return (method, url, headers, body, signal) => {
@@ -127,6 +128,13 @@ function cancelBody(response) {
   } catch {}
 }
 
+// Frees a reply's connection: its own way when the transport gives one (undici's replies are
+// not Responses), else by cancelling the Response body.
+function releaseReply(reply) {
+  if (reply && typeof reply.discard === "function") reply.discard();
+  else cancelBody(reply && reply.response);
+}
+
 /**
  * Runs a task to its end from its first step (`pool.start`'s answer). `ctx`: `{ send, body,
  * signal }`. Resolves to `{ response, keyId, attempts, outcome, retryAt }`; rejects with the
@@ -150,7 +158,7 @@ export function runTask(pool, first, ctx) {
       if (a.reader) a.reader.cancel().catch(() => {});
       a.reader = undefined;
       if (answer) return;
-      if (a.reply) cancelBody(a.reply.response);
+      if (a.reply) releaseReply(a.reply);
       else if (a.abort) a.abort.abort();
     };
     const end = (answer) => {
@@ -250,7 +258,7 @@ export function runTask(pool, first, ctx) {
       }
       pending.then(
         (reply) => {
-          if (finished || find(a.n) !== a) return cancelBody(reply && reply.response);
+          if (finished || find(a.n) !== a) return releaseReply(reply);
           a.reply = reply;
           // Only the headers the core reads, by name: iterating a fetch Headers object
           // allocates several KB per response in Node.
@@ -270,8 +278,16 @@ export function runTask(pool, first, ctx) {
       );
     }
 
-    // Reads the start of an error body from a clone, so the caller can still read it all.
+    // Reads the start of an error body from a clone, so the caller can still read it all. A
+    // transport whose replies peek themselves (undici) keeps the bytes for the caller instead.
     function peek(a, limit) {
+      if (typeof a.reply.peek === "function") {
+        a.reply.peek(limit).then((bytes) => {
+          if (finished || find(a.n) !== a) return;
+          report(() => pool.peeked(task, a.n, bytes));
+        });
+        return;
+      }
       let reader;
       try {
         const body = a.reply.response.body;

@@ -17,7 +17,7 @@ before(async () => {
 after(() => mock.stop());
 
 test("CommonJS require works and rotates keys", async () => {
-  const cjs = require("../../pkg/cjs/index.cjs");
+  const cjs = require("../../pkg/cjs/node.cjs");
   const client = new cjs.PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret", "sk-node-b-secret"], strategy: "round_robin" });
   const a = await client.post("/v1/chat/completions", { json: { model: "m", messages: [] } });
   const b = await client.post("/v1/chat/completions", { json: { model: "m", messages: [] } });
@@ -47,20 +47,23 @@ test("an injected fetch function is used, and an object with fetch (service bind
   assert.equal(binding.calls, 1);
 });
 
-test("globalThis.fetch is looked up at call time, so a later polyfill is used", async () => {
+test("in Node requests go through undici's dispatcher; fetch only when injected, looked up at call time", async () => {
   const original = globalThis.fetch;
-  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"] });
+  const fast = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"] });
+  const injected = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"], fetch: (u, i) => globalThis.fetch(u, i) });
   let seen = 0;
   globalThis.fetch = (u, i) => {
     seen++;
     return original(u, i);
   };
   try {
-    await client.get("/v1/models");
+    assert.equal((await fast.get("/v1/models")).object, "list");
+    assert.equal(seen, 0);
+    assert.equal((await injected.get("/v1/models")).object, "list");
+    assert.equal(seen, 1);
   } finally {
     globalThis.fetch = original;
   }
-  assert.equal(seen, 1);
 });
 
 test("a throwing onEvent listener does not break requests", async () => {

@@ -1,0 +1,201 @@
+// The upstream transport for Node: undici's dispatcher API, without the fetch layer (web
+// streams, Headers, Request and Response objects per call), which costs several times the
+// request itself in Node. Same shape as transport/fetch.js. Only the Node entry imports this
+// module, so browser and Worker bundles never contain undici.
+//
+// `response` is a Reply: status, the raw header record, undici's body stream. The pool reads
+// 2xx bodies with text(); a standard Response is built only when the caller asks for one
+// (client.fetch, stream: true) or an error answer is handed over.
+import { createRequire } from "node:module";
+import { pipeline, Readable } from "node:stream";
+import zlib from "node:zlib";
+
+// One dispatcher for every client in the process, so pools to the same provider share warm
+// connections. Pipelining stays at 1: API calls are mostly POSTs (never pipelined safely) and
+// last seconds, so a second request queued behind one would wait for it. Redirects are never
+// followed: undici's Agent follows none unless a redirect interceptor is added.
+//
+// undici is loaded on the first request, not at import: loading it takes 100+ ms on a busy
+// 2-core machine, several times the rest of the package's cold start. (`require` is the CJS
+// bundle's own; ESM makes one.)
+let shared;
+export function sharedDispatcher() {
+  const load = typeof require === "function" ? require : createRequire(import.meta.url);
+  shared ??= new (load("undici").Agent)({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, pipelining: 1 });
+  return shared;
+}
+
+// Headers undici refuses or computes itself; fetch drops or recomputes them too.
+const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "content-length", "host", "expect"];
+
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+class Reply {
+  constructor(data) {
+    this.status = data.statusCode;
+    this.headers = data.headers; // lower-case names; a repeated header is an array
+    this.body = data.body;
+    this.prefix = null; // bytes a peek took from the body
+    this.ended = false; // the peek read the body to its end
+  }
+
+  get response() {
+    return this;
+  }
+
+  header(name) {
+    const v = this.headers[name];
+    return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
+  }
+
+  /** The first `limit` bytes of the body; all of it stays readable for the caller. */
+  peek(limit) {
+    return new Promise((resolve) => {
+      const body = this.body;
+      const chunks = [];
+      let total = 0;
+      const done = (ended) => {
+        body.pause();
+        body.off("data", onData);
+        body.off("end", onEnd);
+        body.off("error", onEnd);
+        this.prefix = Buffer.concat(chunks);
+        this.ended = ended;
+        resolve(new Uint8Array(this.prefix.buffer, this.prefix.byteOffset, Math.min(total, limit)));
+      };
+      const onData = (c) => {
+        chunks.push(c);
+        total += c.length;
+        if (total >= limit) done(false);
+      };
+      // A body that breaks while peeked classifies on what was read.
+      const onEnd = () => done(true);
+      body.on("data", onData);
+      body.once("end", onEnd);
+      body.once("error", onEnd);
+    });
+  }
+
+  /** Frees the connection: a small rest is read so it can be reused, a large one closes it. */
+  discard() {
+    if (!this.ended) this.body.dump().catch(() => {});
+  }
+}
+
+// fetch's body rules for the kinds of body a caller may give: default content types, views.
+function requestBody(body, headers) {
+  if (body === undefined || body === null) return null;
+  if (typeof body === "string") {
+    headers["content-type"] ??= "text/plain;charset=UTF-8";
+    return body;
+  }
+  if (body instanceof Uint8Array) return body;
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof URLSearchParams) {
+    headers["content-type"] ??= "application/x-www-form-urlencoded;charset=UTF-8";
+    return body.toString();
+  }
+  if (typeof Blob !== "undefined" && body instanceof Blob) {
+    if (body.type) headers["content-type"] ??= body.type;
+    return body;
+  }
+  return body; // a Node stream or async iterable: undici sends it as it is
+}
+
+function cleanHeaders(headers) {
+  for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name];
+}
+
+// Reads the whole body into memory, what a peek took included.
+function collect(reply) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    const source = decoded(reply);
+    source.on("data", (c) => chunks.push(c));
+    source.once("end", () => resolve(Buffer.concat(chunks)));
+    source.once("error", reject);
+  });
+}
+
+/** The body as the server sent it (still encoded), what a peek took first: for proxying. */
+export function rawBody(reply) {
+  if (!reply.prefix) return reply.body;
+  const { prefix, ended, body } = reply;
+  return Readable.from(
+    (async function* () {
+      yield prefix;
+      if (!ended) for await (const chunk of body) yield chunk;
+    })(),
+    { objectMode: false },
+  );
+}
+
+// The body as bytes the caller reads, decompressed as fetch would (the pool never asks for an
+// encoding; a caller who does gets what fetch gives).
+function decoded(reply) {
+  const source = rawBody(reply);
+  const decoder = decoderFor(reply.header("content-encoding"));
+  if (!decoder) return source;
+  return pipeline(source, decoder, () => {});
+}
+
+function decoderFor(encoding) {
+  if (!encoding) return null;
+  const e = encoding.trim().toLowerCase();
+  if (e === "gzip" || e === "x-gzip") return zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  if (e === "deflate") return zlib.createInflate({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  if (e === "br") return zlib.createBrotliDecompress({ flush: zlib.constants.BROTLI_OPERATION_FLUSH, finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH });
+  return null;
+}
+
+/** A transport over undici's dispatcher API (`dispatcher`: an undici Dispatcher; the shared Agent by default). */
+export function undiciTransport(dispatcher) {
+  const transport = {
+    send(method, url, headers, body, signal) {
+      dispatcher ??= sharedDispatcher();
+      return new Promise((resolve, reject) => {
+        dispatcher.request(transport.options(method, url, headers, body, signal), (err, data) => (err ? reject(err) : resolve(new Reply(data))));
+      });
+    },
+
+    // dispatcher.request's options for one attempt.
+    options(method, url, headers, body, signal) {
+      // The core hands over absolute URLs it has checked: split at the first slash of the path.
+      const start = url.indexOf("//") + 2;
+      const slash = url.indexOf("/", start);
+      const query = url.indexOf("?", start);
+      const cut = slash < 0 ? query : query < 0 ? slash : Math.min(slash, query);
+      const origin = cut < 0 ? url : url.slice(0, cut);
+      const path = cut < 0 ? "/" : url[cut] === "?" ? `/${url.slice(cut)}` : url.slice(cut);
+      cleanHeaders(headers);
+      const opts = { origin, path, method, headers, body: requestBody(body, headers) };
+      if (signal) opts.signal = signal;
+      return opts;
+    },
+
+    discard: (reply) => reply.discard(),
+
+    async text(reply) {
+      if (!reply.prefix && !reply.headers["content-encoding"]) return reply.body.text();
+      return (await collect(reply)).toString("utf8");
+    },
+
+    header: (reply, name) => reply.header(name),
+
+    toResponse(reply) {
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(reply.headers)) {
+        if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+        else headers.append(name, value);
+      }
+      const status = reply.status;
+      if (NULL_BODY.has(status)) {
+        reply.body.dump().catch(() => {});
+        return new Response(null, { status, headers });
+      }
+      return new Response(Readable.toWeb(decoded(reply)), { status, headers });
+    },
+  };
+  return transport;
+}
