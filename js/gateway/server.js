@@ -3,8 +3,8 @@
 // wasm module, so this gateway answers exactly as the WASI one (gateway/ crate) does; this file
 // keeps only sockets, streams and the shutdown.
 import http from "node:http";
-import { Readable } from "node:stream";
 import { PoolSwitchClient, PoolSwitchError } from "../esm/node.js";
+import { forward as forwardThrough } from "./forward.js";
 import {
   proxyAuthorized,
   proxyErrorAnswer,
@@ -164,35 +164,10 @@ export function createGateway({ pool: poolConfig, proxy: settings }, log = conso
       const headers = [];
       for (let i = 0; i + 1 < flat.length; i += 2) headers.push([flat[i], flat[i + 1]]);
       // The target as the caller sent it, joined to the base by the core (as on the WASI gateway).
-      const upstream = await client.fetch(target, { method: req.method, headers, body: body.length ? body : undefined, signal: controller.signal });
-      const meta = upstream.poolswitch;
-      if (!meta) {
-        // client.fetch answers "no key can serve" with a response of its own: answer it the core's way.
-        const payload = await upstream.json().catch(() => null);
-        const e = payload?.error ?? {};
-        return done(sendError(res, "no_healthy_keys", String(e.message ?? "no healthy keys"), typeof e.retry_at === "number" ? e.retry_at : undefined));
-      }
-      const raw = [];
-      for (const [k, v] of upstream.headers) raw.push(k, v);
-      const out = proxyResponseHeaders(raw, true);
-      out.push("x-poolswitch-key-id", proxyKeyIdHeader(meta.keyId), "x-poolswitch-attempts", String(meta.attempts));
-      res.writeHead(upstream.status, out);
-      res.flushHeaders();
-      if (upstream.body) {
-        // Streamed through chunk by chunk (server-sent events included), never buffered.
-        await new Promise((resolve) => {
-          const source = Readable.fromWeb(upstream.body);
-          source.on("error", () => {
-            res.destroy();
-            resolve();
-          });
-          res.on("close", resolve);
-          source.pipe(res);
-        });
-      } else {
-        res.end();
-      }
-      done(upstream.status, { key: meta.keyId, attempts: meta.attempts });
+      const rules = { responseHeaders: proxyResponseHeaders, keyIdHeader: proxyKeyIdHeader };
+      const sent = await forwardThrough(client, { method: req.method, target, headers, body: body.length ? body : undefined, signal: controller.signal }, res, rules);
+      if (sent.noKeys) return done(sendError(res, "no_healthy_keys", sent.noKeys.message, sent.noKeys.retryAt));
+      done(sent.status, { key: sent.key, attempts: sent.attempts });
     } finally {
       inFlight.delete(controller);
     }
