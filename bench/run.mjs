@@ -3,16 +3,20 @@
 // Prints tables and writes bench/RESULTS.md. The mock provider runs in its own process.
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import net from "node:net";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { createRequire } from "node:module";
+import { request as undiciRequest } from "undici";
+import { httpPoster } from "./http-load.mjs";
 import { PoolSwitchClient } from "../pkg/esm/node.js";
 import { startMock, ROOT } from "../tests/js/mock.js";
 import { mockControl } from "../tests/scenarios/scenarios.js";
 
 const OUT = join(ROOT, "bench", "out");
+// The machine is shared: its load goes next to the figures.
+const startLoad = loadavg().map((x) => x.toFixed(1)).join(" ");
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const require = createRequire(import.meta.url);
 const Original = require(join(OUT, "node", "node_modules", "poolswitch-node"));
@@ -49,6 +53,8 @@ async function load(call, concurrency, n) {
 }
 
 const raw = () => fetch(`${mock.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEYS[0]}`, "content-type": "application/json" }, body: JSON.stringify(BODY) }).then((r) => r.json());
+// undici.request with no fetch layer: what the pool's Node transport is built on.
+const rawUndici = () => undiciRequest(`${mock.url}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${KEYS[0]}`, "content-type": "application/json" }, body: JSON.stringify(BODY) }).then((r) => r.body.json());
 const ours = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: KEYS, strategy: "quota_failover" });
 const pool = () => ours.post("/v1/chat/completions", { json: BODY });
 // Its built-in limiter (50 requests/s by default) is lifted, so the client itself is measured.
@@ -63,40 +69,50 @@ const section = (title, lines) => {
   report.push(`## ${title}`, "", ...lines, "");
 };
 
-// 1. Overhead against raw fetch ------------------------------------------------------------
+// 1. Overhead against raw fetch and raw undici ----------------------------------------------
 if (want(1)) {
 const SIZES = { 1: 400, 32: 4000, 256: 6000 };
 const overhead = [];
+const calls = { raw, undici: rawUndici, pool };
 for (const [c, n] of Object.entries(SIZES).map(([c, n]) => [Number(c), n])) {
-  await load(raw, c, 300);
-  await load(pool, c, 300); // warm-up: connections, JIT
-  const r = { raw: [], pool: [] };
+  for (const f of Object.values(calls)) await load(f, c, 300); // warm-up: connections, JIT
+  const r = { raw: [], undici: [], pool: [] };
   for (let i = 0; i < ROUNDS; i++) {
-    // Alternate the order so neither side always runs on a warmer machine.
-    const pair = i % 2 ? [["pool", pool], ["raw", raw]] : [["raw", raw], ["pool", pool]];
-    for (const [name, f] of pair) r[name].push(await load(f, c, n));
+    // Rotate the order so no side always runs on a warmer machine.
+    const names = Object.keys(calls);
+    for (let j = 0; j < names.length; j++) {
+      const name = names[(i + j) % names.length];
+      r[name].push(await load(calls[name], c, n));
+    }
   }
-  const ratios = r.pool.map((p, i) => p.rps / r.raw[i].rps);
-  overhead.push(
-    `| ${c} | ${median(r.raw.map((x) => x.rps)).toFixed(0)} (${spread(r.raw.map((x) => x.rps))}) | ${median(r.pool.map((x) => x.rps)).toFixed(0)} (${spread(r.pool.map((x) => x.rps))}) | **${median(ratios).toFixed(2)}×** (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}) | ${median(r.raw.map((x) => x.p50)).toFixed(2)} / ${median(r.raw.map((x) => x.p99)).toFixed(2)} | ${median(r.pool.map((x) => x.p50)).toFixed(2)} / ${median(r.pool.map((x) => x.p99)).toFixed(2)} |`,
-  );
+  const rps = (name) => median(r[name].map((x) => x.rps));
+  const cell = (name) => `${rps(name).toFixed(0)} (${spread(r[name].map((x) => x.rps))})`;
+  const lat = (name) => `${median(r[name].map((x) => x.p50)).toFixed(2)} / ${median(r[name].map((x) => x.p99)).toFixed(2)}`;
+  const ratio = (base) => {
+    const xs = r.pool.map((p, i) => p.rps / r[base][i].rps);
+    return `**${median(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+  };
+  const p99 = median(r.pool.map((x) => x.p99)) / median(r.undici.map((x) => x.p99));
+  overhead.push(`| ${c} | ${cell("raw")} | ${cell("undici")} | ${cell("pool")} | ${ratio("raw")} | ${ratio("undici")} | ${lat("raw")} | ${lat("undici")} | ${lat("pool")} (${p99.toFixed(2)}× undici's p99) |`);
 }
-section(`1. Overhead: client.post vs raw fetch to the same mock (3 keys, quota_failover; median of ${ROUNDS} rounds, range in brackets)`, [
-  "| concurrency | raw fetch req/s | poolswitch-wasm req/s | throughput ratio | raw p50 / p99 ms | pool p50 / p99 ms |",
-  "| ---: | ---: | ---: | ---: | ---: | ---: |",
+section(`1. Overhead: client.post (Node default transport: undici's dispatcher) vs raw fetch and raw undici.request to the same mock (3 keys, quota_failover; median of ${ROUNDS} rounds, range in brackets)`, [
+  "| concurrency | raw fetch req/s | raw undici.request req/s | poolswitch-wasm req/s | pool vs fetch | pool vs undici | fetch p50 / p99 ms | undici p50 / p99 ms | pool p50 / p99 ms |",
+  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ...overhead,
   "",
-  "Target: ≥ 0.95× raw fetch throughput at concurrency 32.",
+  "Targets at concurrency 32: ≥ 3× raw fetch, ≥ 0.8× raw undici.request, p99 ≤ 1.2× raw undici's.",
 ]);
 // The pool's own cost, without network noise: an in-process fetch, in a fresh process.
 const w = JSON.parse(execFileSync(process.execPath, [join(ROOT, "bench/wrapper-cost.mjs")], { encoding: "utf8" }));
-section("1b. The pool's own cost per request: an in-process fetch answering on the next macrotask, concurrency 32 (node bench/wrapper-cost.mjs)", [
+section("1b. The pool's own cost per request, without a network: an in-process fetch, and an in-process undici dispatcher (Node's default transport), each answering on the next macrotask; concurrency 32 (node bench/wrapper-cost.mjs)", [
   "| call | CPU µs per request (median of 5) | bytes allocated per request |",
   "| --- | ---: | ---: |",
+  `| in-process dispatcher.request + body.json() (baseline) | ${w.cpuUs.bareUndici.toFixed(1)} | ${w.bytes.bareUndici.toFixed(0)} |`,
+  `| client.post through the pool, Node default (undici dispatcher) | ${w.cpuUs.poolUndici.toFixed(1)} | ${w.bytes.poolUndici.toFixed(0)} |`,
   `| in-process fetch + json() (baseline) | ${w.cpuUs.bare.toFixed(1)} | ${w.bytes.bare.toFixed(0)} |`,
-  `| client.post through the pool | ${w.cpuUs.pool.toFixed(1)} | ${w.bytes.pool.toFixed(0)} |`,
+  `| client.post through the pool, injected fetch | ${w.cpuUs.pool.toFixed(1)} | ${w.bytes.pool.toFixed(0)} |`,
   "",
-  `The pool adds ${(w.cpuUs.pool - w.cpuUs.bare).toFixed(1)} µs of CPU (GC threads included) and ${((w.bytes.pool - w.bytes.bare) / 1024).toFixed(1)} KiB of garbage per request.`,
+  `On Node's default transport the pool adds ${(w.cpuUs.poolUndici - w.cpuUs.bareUndici).toFixed(1)} µs of CPU (GC threads included) and ${((w.bytes.poolUndici - w.bytes.bareUndici) / 1024).toFixed(1)} KiB of garbage per request; with an injected fetch ${(w.cpuUs.pool - w.cpuUs.bare).toFixed(1)} µs and ${((w.bytes.pool - w.bytes.bare) / 1024).toFixed(1)} KiB. Targets: ≤ 10 µs and ≤ 2 KiB.`,
 ]);
 }
 
@@ -204,40 +220,71 @@ if (want(5)) {
   ]);
 }
 
-// 6. Proxy mode: the gateway against hitting the mock directly ------------------------------------
+// 6. Proxy mode: the gateway against a bare node:http proxy and the Portkey gateway -------------
 if (want(6)) {
-  // A free port, then poll /poolswitch/health until the gateway answers (at log level warn it prints nothing).
-  const port = await new Promise((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const p = srv.address().port;
-      srv.close(() => resolve(p));
+  const freePort = () =>
+    new Promise((resolve) => {
+      const srv = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = srv.address().port;
+        srv.close(() => resolve(p));
+      });
     });
-  });
-  const gw = spawn(process.execPath, [join(ROOT, "pkg/cli.js"), "serve", "--port", String(port), "--log-level", "warn"], {
-    env: { ...process.env, POOLSWITCH_UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: KEYS.join(",") },
-    stdio: "ignore",
-  });
-  const gwUrl = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    if (await fetch(`${gwUrl}/poolswitch/health`).then((r) => r.ok, () => false)) break;
-    await new Promise((r) => setTimeout(r, 100));
+  const started = [];
+  // Spawns a server and waits until `ready(url)` answers.
+  async function serve(args, env, url, ready) {
+    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: "ignore" });
+    started.push(child);
+    for (let i = 0; i < 200; i++) {
+      if (await ready(url).then(() => true, () => false)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${args[0]} did not start`);
   }
-  const viaGateway = () => fetch(`${gwUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(BODY) }).then((r) => r.json());
-  await load(viaGateway, 32, 300);
-  const r = { raw: [], gw: [] };
+  const json = { "content-type": "application/json" };
+  const body = JSON.stringify(BODY);
+  const post = (url, headers = json) => httpPoster(url, "/v1/chat/completions", headers, body);
+
+  const gwUrl = `http://127.0.0.1:${await freePort()}`;
+  await serve([join(ROOT, "pkg/cli.js"), "serve", "--port", gwUrl.split(":")[2], "--log-level", "warn"], { POOLSWITCH_UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: KEYS.join(",") }, gwUrl, (u) => post(u)());
+  const bareUrl = `http://127.0.0.1:${await freePort()}`;
+  await serve([join(ROOT, "bench/bare-proxy.mjs"), bareUrl.split(":")[2], mock.url, KEYS.join(",")], {}, bareUrl, (u) => post(u)());
+  // Portkey: its loadbalance strategy over the same keys, the mock as an OpenAI custom host.
+  const portkeyUrl = `http://127.0.0.1:${await freePort()}`;
+  const portkeyConfig = { strategy: { mode: "loadbalance" }, targets: KEYS.map((k) => ({ provider: "openai", api_key: k, custom_host: `${mock.url}/v1` })) };
+  const portkeyHeaders = { ...json, "x-portkey-config": JSON.stringify(portkeyConfig) };
+  await serve([join(ROOT, "node_modules/@portkey-ai/gateway/build/start-server.js"), `--port=${portkeyUrl.split(":")[2]}`, "--headless"], {}, portkeyUrl, (u) => post(u, portkeyHeaders)());
+
+  const targets = {
+    direct: post(mock.url, { ...json, authorization: `Bearer ${KEYS[0]}` }),
+    bare: post(bareUrl),
+    gateway: post(gwUrl),
+    portkey: post(portkeyUrl, portkeyHeaders),
+  };
+  for (const f of Object.values(targets)) await load(f, 32, 300);
+  const r = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
   for (let i = 0; i < ROUNDS; i++) {
-    r.raw.push(await load(raw, 32, 3000));
-    r.gw.push(await load(viaGateway, 32, 3000));
+    const names = Object.keys(targets);
+    for (let j = 0; j < names.length; j++) {
+      const name = names[(i + j) % names.length];
+      r[name].push(await load(targets[name], 32, 3000));
+    }
   }
-  gw.kill("SIGTERM");
+  for (const child of started) child.kill("SIGTERM");
   const m = (xs) => median(xs.map((x) => x.rps));
-  section(`6. Proxy mode: through \`poolswitch-wasm serve\` vs straight to the mock (POST, concurrency 32, median of ${ROUNDS} rounds)`, [
-    "| path | req/s | p50 / p99 ms |",
-    "| --- | ---: | ---: |",
-    `| straight to the mock (baseline) | ${m(r.raw).toFixed(0)} (${spread(r.raw.map((x) => x.rps))}) | ${median(r.raw.map((x) => x.p50)).toFixed(2)} / ${median(r.raw.map((x) => x.p99)).toFixed(2)} |`,
-    `| through the gateway | ${m(r.gw).toFixed(0)} (${spread(r.gw.map((x) => x.rps))}) | ${median(r.gw.map((x) => x.p50)).toFixed(2)} / ${median(r.gw.map((x) => x.p99)).toFixed(2)} |`,
+  const ratio = (a, b) => {
+    const xs = r[a].map((x, i) => x.rps / r[b][i].rps);
+    return `**${median(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+  };
+  const row = (label, name) => `| ${label} | ${m(r[name]).toFixed(0)} (${spread(r[name].map((x) => x.rps))}) | ${(m(r[name]) / m(r.direct)).toFixed(2)}× | ${median(r[name].map((x) => x.p50)).toFixed(2)} / ${median(r[name].map((x) => x.p99)).toFixed(2)} |`;
+  section(`6. Proxy mode: POST through each proxy to the same mock, node:http keep-alive load generator, concurrency 32 (median of ${ROUNDS} rounds)`, [
+    "| path | req/s | vs direct | p50 / p99 ms |",
+    "| --- | ---: | ---: | ---: |",
+    row("straight to the mock (baseline)", "direct"),
+    row("bare node:http reverse proxy (bench/bare-proxy.mjs)", "bare"),
+    row("`poolswitch-wasm serve`", "gateway"),
+    row("Portkey gateway 1.15.2 (loadbalance over the same keys)", "portkey"),
     "",
-    `Ratio: **${(m(r.gw) / m(r.raw)).toFixed(2)}×**. The load generator, the gateway and the mock share this machine's 2 cores.`,
+    `poolswitch-wasm serve vs the bare proxy: ${ratio("gateway", "bare")} (target ≥ 0.7×); vs Portkey: ${ratio("gateway", "portkey")} (target ≥ 5×). Ratios per round, median (range). The load generator, the proxies and the mock share this machine's 2 cores.`,
   ]);
 }
 
@@ -259,9 +306,11 @@ if (want(4)) {
 
 await mock.stop();
 const machine = `${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${execFileSync("rustc", ["--version"], { encoding: "utf8" }).trim()}`;
-const header = ["# Benchmark results", "", `Command: \`./scripts/bench.sh\` (BENCH_ROUNDS=${ROUNDS}). Machine: ${machine}. Date: ${new Date().toISOString().slice(0, 10)}.`, "", "The mock provider (js/mock-provider.js) runs in its own Node process on 127.0.0.1 with keep-alive; every ratio is against a baseline measured in the same run.", ""];
+const command = only ? `\`./scripts/build-pkg.sh && BENCH_ONLY=${only.join(",")} BENCH_ROUNDS=${ROUNDS} node bench/run.mjs\` (sections ${only.join(", ")} only)` : `\`./scripts/bench.sh\` (BENCH_ROUNDS=${ROUNDS})`;
+const header = ["# Benchmark results", "", `Command: ${command}. Machine: ${machine}; load average at the start ${startLoad}, at the end ${loadavg().map((x) => x.toFixed(1)).join(" ")}. Date: ${new Date().toISOString().slice(0, 10)}.`, "", "The mock provider (js/mock-provider.js) runs in its own Node process on 127.0.0.1 with keep-alive; every ratio is against a baseline measured in the same run.", ""];
 const notes = existsSync(join(ROOT, "bench/NOTES.md")) ? ["", readFileSync(join(ROOT, "bench/NOTES.md"), "utf8")] : [];
-if (!only) {
-  writeFileSync(join(ROOT, "bench/RESULTS.md"), [...header, ...report, ...notes].join("\n"));
-  console.log("\nwritten to bench/RESULTS.md");
-}
+// A partial run (BENCH_ONLY) writes its sections to bench/out/RESULTS-partial.md, so a full
+// run's file is never half replaced by accident.
+const target = only ? join(OUT, "RESULTS-partial.md") : join(ROOT, "bench/RESULTS.md");
+writeFileSync(target, [...header, ...report, ...(only ? [] : notes)].join("\n"));
+console.log(`\nwritten to ${target}`);

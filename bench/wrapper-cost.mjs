@@ -1,20 +1,43 @@
-// The pool's own cost per request in Node, without a network: `fetch` is an in-process function
-// that answers on the next macrotask, as a socket would. Prints JSON: CPU µs per request
-// (process.cpuUsage, so GC threads count) and bytes allocated per request (the inspector's
-// sampling heap profiler, collected objects included), for a bare call of that fetch + json()
-// and for client.post through the pool. Usage: node bench/wrapper-cost.mjs
+// The pool's own cost per request in Node, without a network, on both transports: an in-process
+// `fetch`, and an in-process undici dispatcher (the Node default's API: `request(opts, callback)`
+// answering with undici's own body stream), each answering on the next macrotask as a socket
+// would. Prints JSON: CPU µs per request (process.cpuUsage, so GC threads count) and bytes
+// allocated per request (the inspector's sampling heap profiler, collected objects included),
+// for a bare call of each + json() and for client.post through the pool on each.
+// Usage: node bench/wrapper-cost.mjs
 import inspector from "node:inspector/promises";
+import { createRequire } from "node:module";
 import { PoolSwitchClient } from "../pkg/esm/node.js";
+
+// undici's response body class, as its dispatcher hands it over.
+const { Readable: BodyReadable } = createRequire(import.meta.url)("undici/lib/api/readable.js");
 
 const KEYS = ["sk-a", "sk-b", "sk-c"];
 const BODY = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
 const payload = JSON.stringify({ id: "x", choices: [{ message: { role: "assistant", content: "hello" } }] });
 const headers = { "content-type": "application/json", "x-ratelimit-remaining-requests": "100", "x-ratelimit-reset-requests": "1s", "x-request-id": "abc" };
 const localFetch = () => new Promise((resolve) => setImmediate(() => resolve(new Response(payload, { status: 200, headers }))));
-const client = new PoolSwitchClient({ upstreamBaseUrl: "http://127.0.0.1:9", keys: KEYS, strategy: "quota_failover", fetch: localFetch });
+const payloadBytes = Buffer.from(payload);
+const localDispatcher = {
+  request(opts, callback) {
+    setImmediate(() => {
+      const body = new BodyReadable({ resume() {}, abort() {}, contentType: headers["content-type"], contentLength: payloadBytes.length });
+      body.push(payloadBytes);
+      body.push(null);
+      callback(null, { statusCode: 200, headers: { ...headers, "content-length": String(payloadBytes.length) }, body, trailers: {}, opaque: null, context: {} });
+    });
+  },
+};
+const viaFetch = new PoolSwitchClient({ upstreamBaseUrl: "http://127.0.0.1:9", keys: KEYS, strategy: "quota_failover", fetch: localFetch });
+const viaUndici = new PoolSwitchClient({ upstreamBaseUrl: "http://127.0.0.1:9", keys: KEYS, strategy: "quota_failover", dispatcher: localDispatcher });
 const calls = {
   bare: () => localFetch("http://127.0.0.1:9/v1/chat/completions", { method: "POST", headers: { authorization: "Bearer sk-a", "content-type": "application/json" }, body: JSON.stringify(BODY) }).then((r) => r.json()),
-  pool: () => client.post("/v1/chat/completions", { json: BODY }),
+  pool: () => viaFetch.post("/v1/chat/completions", { json: BODY }),
+  bareUndici: () =>
+    new Promise((resolve, reject) =>
+      localDispatcher.request({ origin: "http://127.0.0.1:9", path: "/v1/chat/completions", method: "POST", headers: { authorization: "Bearer sk-a", "content-type": "application/json" }, body: JSON.stringify(BODY) }, (err, data) => (err ? reject(err) : resolve(data))),
+    ).then((data) => data.body.json()),
+  poolUndici: () => viaUndici.post("/v1/chat/completions", { json: BODY }),
 };
 
 async function run(call, n, concurrency = 32) {
@@ -47,7 +70,7 @@ async function allocated(call, n) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const call of Object.values(calls)) await run(call, 5000); // warm-up: JIT, lazy wasm compilation
-const rounds = { bare: [], pool: [] };
+const rounds = Object.fromEntries(Object.keys(calls).map((name) => [name, []]));
 for (let i = 0; i < 5; i++) for (const [name, call] of Object.entries(calls)) rounds[name].push(await cpu(call, 10000)); // interleaved
 const out = { cpuUs: {}, bytes: {} };
 for (const [name, call] of Object.entries(calls)) {
