@@ -6,9 +6,11 @@
 // `response` is a Reply: status, the raw header record, undici's body stream. The pool reads
 // 2xx bodies with text(); a standard Response is built only when the caller asks for one
 // (client.fetch, stream: true) or an error answer is handed over.
-import { createRequire } from "node:module";
-import { pipeline, Readable } from "node:stream";
-import zlib from "node:zlib";
+import { fetchTransport } from "./fetch.js";
+
+// Node's built-in modules, reached without a top-level require or import: an app's ESM bundle
+// of the CommonJS build (esbuild --format=esm) cannot require them.
+const builtin = (name) => globalThis.process?.getBuiltinModule?.(name);
 
 // One dispatcher for every client in the process, so pools to the same provider share warm
 // connections. Pipelining stays at 1: API calls are mostly POSTs (never pipelined safely) and
@@ -16,14 +18,29 @@ import zlib from "node:zlib";
 // followed: undici's Agent follows none unless a redirect interceptor is added.
 //
 // undici is loaded on the first request, not at import: loading it takes 100+ ms on a busy
-// 2-core machine, several times the rest of the package's cold start. (`require` is the CJS
-// bundle's own; ESM makes one.)
-let shared;
+// 2-core machine, several times the rest of the package's cold start. The literal
+// require("undici") is the CJS build's (cjs/node.cjs), where a bundler of an app sees it and
+// bundles undici too (evaluated lazily all the same); ESM (this file in tests) makes a require.
+//
+// Where undici cannot be used — a bundle that left it out or cannot require it, Bun's stand-in
+// module (its Agent has no request()), Deno (undici reads the environment, which needs
+// --allow-env; Deno's own fetch is native), no process.getBuiltinModule — the host's fetch serves.
+let shared; // an undici Agent, or null: use fetch
 export function sharedDispatcher() {
-  const load = typeof require === "function" ? require : createRequire(import.meta.url);
-  shared ??= new (load("undici").Agent)({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, pipelining: 1 });
+  if (shared === undefined) {
+    shared = null;
+    try {
+      if (!globalThis.process?.versions?.bun && !globalThis.Deno && builtin("node:stream")) {
+        const undici = typeof require === "function" ? require("undici") : builtin("node:module").createRequire(import.meta.url)("undici");
+        const agent = new undici.Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, pipelining: 1 });
+        if (typeof agent.request === "function") shared = agent;
+      }
+    } catch {} // fetch serves
+  }
   return shared;
 }
+
+const viaFetch = fetchTransport((url, init) => globalThis.fetch(url, init));
 
 // Headers undici refuses or computes itself; fetch drops or recomputes them too.
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "content-length", "host", "expect"];
@@ -122,7 +139,7 @@ function collect(reply) {
 export function rawBody(reply) {
   if (!reply.prefix) return reply.body;
   const { prefix, ended, body } = reply;
-  return Readable.from(
+  return builtin("node:stream").Readable.from(
     (async function* () {
       yield prefix;
       if (!ended) for await (const chunk of body) yield chunk;
@@ -137,11 +154,12 @@ function decoded(reply) {
   const source = rawBody(reply);
   const decoder = decoderFor(reply.header("content-encoding"));
   if (!decoder) return source;
-  return pipeline(source, decoder, () => {});
+  return builtin("node:stream").pipeline(source, decoder, () => {});
 }
 
 function decoderFor(encoding) {
   if (!encoding) return null;
+  const zlib = builtin("node:zlib");
   const e = encoding.trim().toLowerCase();
   if (e === "gzip" || e === "x-gzip") return zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH });
   if (e === "deflate") return zlib.createInflate({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH });
@@ -154,6 +172,7 @@ export function undiciTransport(dispatcher) {
   const transport = {
     send(method, url, headers, body, signal) {
       dispatcher ??= sharedDispatcher();
+      if (!dispatcher) return viaFetch.send(method, url, headers, body, signal);
       return new Promise((resolve, reject) => {
         dispatcher.request(transport.options(method, url, headers, body, signal), (err, data) => (err ? reject(err) : resolve(new Reply(data))));
       });
@@ -174,16 +193,19 @@ export function undiciTransport(dispatcher) {
       return opts;
     },
 
-    discard: (reply) => reply.discard(),
+    // Replies are undici's, or Responses when fetch served (see sharedDispatcher).
+    discard: (reply) => (reply instanceof Reply ? reply.discard() : viaFetch.discard(reply)),
 
     async text(reply) {
+      if (!(reply instanceof Reply)) return viaFetch.text(reply);
       if (!reply.prefix && !reply.headers["content-encoding"]) return reply.body.text();
       return (await collect(reply)).toString("utf8");
     },
 
-    header: (reply, name) => reply.header(name),
+    header: (reply, name) => (reply instanceof Reply ? reply.header(name) : viaFetch.header(reply, name)),
 
     toResponse(reply) {
+      if (!(reply instanceof Reply)) return reply;
       const headers = new Headers();
       for (const [name, value] of Object.entries(reply.headers)) {
         if (Array.isArray(value)) for (const v of value) headers.append(name, v);
@@ -194,7 +216,7 @@ export function undiciTransport(dispatcher) {
         reply.body.dump().catch(() => {});
         return new Response(null, { status, headers });
       }
-      return new Response(Readable.toWeb(decoded(reply)), { status, headers });
+      return new Response(builtin("node:stream").Readable.toWeb(decoded(reply)), { status, headers });
     },
   };
   return transport;
