@@ -8,14 +8,19 @@ export function httpPoster(base, path, headers, body) {
   const { hostname, port } = new URL(base);
   const payload = Buffer.from(body);
   const all = { ...headers, "content-length": String(payload.length) };
-  return () =>
-    new Promise((resolve, reject) => {
-      const req = http.request({ agent, hostname, port, path, method: "POST", headers: all }, (res) => {
-        res.on("data", () => {});
-        res.once("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`${base} answered ${res.statusCode}`))));
-        res.once("error", reject);
-      });
-      req.once("error", reject);
-      req.end(payload);
+  const post = (resolve, reject, retry) => {
+    const req = http.request({ agent, hostname, port, path, method: "POST", headers: all }, (res) => {
+      res.on("data", () => {});
+      res.once("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`${base} answered ${res.statusCode}`))));
+      res.once("error", reject);
     });
+    req.on("error", (e) => {
+      // A kept-alive socket the server closed while idle (between rounds) is sent on once
+      // more, as Node's docs advise (request.reusedSocket).
+      if (retry && req.reusedSocket && e.code === "ECONNRESET") post(resolve, reject, false);
+      else reject(e);
+    });
+    req.end(payload);
+  };
+  return () => new Promise((resolve, reject) => post(resolve, reject, true));
 }
