@@ -479,10 +479,17 @@ export class PoolSwitchClient {
       } catch (e) {
         pending = Promise.reject(e);
       }
-      return pending.then(checkedResponse).catch((e) => {
+      const fail = (e) => {
         failure = e;
         throw e;
-      });
+      };
+      return pending.then((r) => {
+        try {
+          return checkedResponse(r);
+        } catch (e) {
+          fail(e);
+        }
+      }, fail);
     };
     try {
       const reply = await runTask(pool, task, { fetch: attempt, body, signal });
@@ -593,7 +600,7 @@ export class PoolSwitchClient {
       const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs });
       let response = reply.response;
       // The pool gave up waiting for a key: tell the SDK when one returns, and whether to wait.
-      if (reply.retryAt !== undefined) response = this.#withRetryAdvice(response, reply.retryAt);
+      if (reply.retryAt !== undefined && response.status >= 400) response = this.#withRetryAdvice(response, reply.retryAt);
       // Which key served it, for logs: a non-enumerable extra on the standard Response.
       Object.defineProperty(response, "poolswitch", { value: { keyId: reply.keyId, attempts: reply.attempts, outcome: reply.outcome } });
       return response;
