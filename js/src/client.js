@@ -413,9 +413,14 @@ export class PoolSwitchClient {
       const client = ref.deref();
       if (!client) PoolSwitchClient.#clients.delete(ref);
       else if (client.#generation === generation) {
+        const old = client.#pool;
         try {
-          client.#saved = client.#pool.exportState();
+          client.#saved = old.exportState();
         } catch {} // the trapped pool itself may not answer: it restarts from its config
+        // Calls in flight on the old pool end at their next report to it (a stale-object error,
+        // reported as internal); an abort meanwhile cancels a task that is gone already, and
+        // must not throw from the signal's listener.
+        old.cancel = () => {};
       }
     }
     try {

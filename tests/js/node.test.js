@@ -289,10 +289,16 @@ test("a trap in the wasm fails that call only, as kind internal; the instance an
   await b.get("/v1/models");
 
   // A call of b in flight when the instance is replaced: its task lived in the old instance.
-  await control.setKeys({ "sk-node-b-secret": { id: "node-b", script: ["delay:300"] } });
+  await control.setKeys({ "sk-node-b-secret": { id: "node-b", script: ["delay:300", "delay:300"] } });
   const inFlight = b.get("/v1/models").then(
     () => "served",
     (e) => e.kind,
+  );
+  // And one aborted by its caller after the reset: the abort must not throw from the signal.
+  const controller = new AbortController();
+  const aborted = b.get("/v1/models", { signal: controller.signal }).then(
+    () => "served",
+    (e) => e.name,
   );
   const step = glue.WasmPool.prototype.step;
   glue.WasmPool.prototype.step = function () {
@@ -308,6 +314,8 @@ test("a trap in the wasm fails that call only, as kind internal; the instance an
   assert.equal(glue.WasmPool.prototype.step, step, "the trap was provoked once");
   assert.notEqual(liveExports(), trapped, "the trapped instance was replaced");
 
+  controller.abort();
+  assert.equal(await aborted, "AbortError");
   assert.equal(await inFlight, "internal", "a call caught in flight by the reset fails as internal, it does not hang");
   // Later calls on the same client work, on a pool rebuilt from its config, changes and state.
   events.length = 0;
