@@ -271,8 +271,8 @@ test("a custom fetch resolving to something that is not a Response fails that at
 });
 
 // The core has no known panic left to provoke, so the test makes the live instance trap for
-// real in the middle of a call: the first step() of the next request is replaced, once, by a
-// call into the instance's own export with a pointer far outside its memory. The instance
+// real in the middle of a call: the report of the next request's answer (sent()) is replaced,
+// once, by a call into the instance's own export with a pointer far outside its memory. The instance
 // raises what any trap raises (a WebAssembly.RuntimeError; a Rust panic is `unreachable`),
 // from inside the client's request, with the other clients' pools living in that instance.
 test("a trap in the wasm fails that call only, as kind internal; the instance and every pool are rebuilt", async () => {
@@ -300,10 +300,10 @@ test("a trap in the wasm fails that call only, as kind internal; the instance an
     () => "served",
     (e) => e.name,
   );
-  const step = glue.WasmPool.prototype.step;
-  glue.WasmPool.prototype.step = function () {
-    glue.WasmPool.prototype.step = step;
-    return trapped.wasmpool_step(0xfffffff0, 1);
+  const sent = glue.WasmPool.prototype.sent;
+  glue.WasmPool.prototype.sent = function () {
+    glue.WasmPool.prototype.sent = sent;
+    return trapped.wasmpool_sent(0xfffffff0, 0, 0, 0, 0, 0);
   };
   await assert.rejects(a.get("/v1/models"), (e) => {
     assert.equal(e.name, "PoolSwitchError");
@@ -311,7 +311,7 @@ test("a trap in the wasm fails that call only, as kind internal; the instance an
     assert.ok(e.cause instanceof WebAssembly.RuntimeError, `cause: ${e.cause}`);
     return true;
   });
-  assert.equal(glue.WasmPool.prototype.step, step, "the trap was provoked once");
+  assert.equal(glue.WasmPool.prototype.sent, sent, "the trap was provoked once");
   assert.notEqual(liveExports(), trapped, "the trapped instance was replaced");
 
   controller.abort();
@@ -323,7 +323,9 @@ test("a trap in the wasm fails that call only, as kind internal; the instance an
   assert.ok(events.includes("success"), "the listener survived the rebuild");
   const sa = a.status();
   assert.deepEqual(sa.keys.map((k) => [k.id, k.enabled]), [["a1", true], ["a2", false]], "added and disabled keys replayed");
-  assert.equal(sa.keys[0].totalRequests, 2, "the counts from before the trap are kept");
+  // One call before, one after, and the trapped call's attempt if the snapshot counts it (it
+  // was in flight); rebuilt from the config alone it would be 1.
+  assert.ok(sa.keys[0].totalRequests >= 2, `the counts from before the trap are kept (${sa.keys[0].totalRequests})`);
   // Other clients of the same instance too.
   assert.equal((await b.get("/v1/models")).object, "list");
   // b's in-flight attempt was not yet done when its state was saved (a snapshot leaves it out).
