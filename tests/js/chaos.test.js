@@ -6,7 +6,9 @@
 // request driver's deadline work); before that, this test fails by its safety timeout.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { PoolSwitchClient } from "../../pkg/esm/node.js";
+// The client as an entry point loads it (the same modules the bundles inline), so the test can
+// read the wasm instance's memory.
+import { liveExports, PoolSwitchClient } from "./wasm-entry.js";
 import { startMock } from "./mock.js";
 import { chaosCounters, chaosKeys, chaosOptions, chaosRound, heapAfterGc, seededRandom } from "./chaos.js";
 
@@ -25,8 +27,7 @@ test(`chaos: 3 × ${CALLS} calls at concurrency ${CONCURRENCY} (seed ${SEED}) al
   const keys = await chaosKeys(mock.url, { seed: SEED });
   const client = new PoolSwitchClient(chaosOptions(mock.url, keys));
   const random = seededRandom(SEED);
-  const glue = await import("../../pkg/wasm/poolswitch.js");
-  const wasmMemory = () => glue.initSync({ module: new Uint8Array(0) }).memory.buffer.byteLength;
+  const wasmMemory = () => liveExports().memory.buffer.byteLength;
 
   const heaps = [];
   const wasm = [];

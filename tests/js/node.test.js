@@ -276,8 +276,7 @@ test("a custom fetch resolving to something that is not a Response fails that at
 // raises what any trap raises (a WebAssembly.RuntimeError; a Rust panic is `unreachable`),
 // from inside the client's request, with the other clients' pools living in that instance.
 test("a trap in the wasm fails that call only, as kind internal; the instance and every pool are rebuilt", async () => {
-  const glue = await import("../../pkg/wasm/poolswitch.js");
-  const liveExports = () => glue.initSync({ module: new Uint8Array(0) }); // loaded already: the live exports
+  const { glue, liveExports, PoolSwitchClient } = await import("./wasm-entry.js");
   const trapped = liveExports();
   const events = [];
   const a = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: [{ id: "a1", value: "sk-node-a-secret" }], onEvent: (e) => events.push(e.type) });
