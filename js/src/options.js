@@ -7,8 +7,7 @@ export const REQUEST_OPTIONS = ["json", "body", "headers", "query", "signal", "t
 /** Constructor options the JS wrapper handles itself; the core checks all the others. */
 export const WRAPPER_OPTIONS = ["fetch", "onEvent", "logger", "logLevel", "dangerouslyAllowBrowser"];
 
-// What other HTTP clients and SDKs call the same thing.
-const CONFIG_SYNONYMS = { maxRetries: "retryAttempts", retries: "retryAttempts", timeout: "requestTimeoutMs", timeoutMs: "requestTimeoutMs", baseURL: "upstreamBaseUrl", baseUrl: "upstreamBaseUrl", apiKey: "keys", apiKeys: "keys" };
+// What other HTTP clients call the same thing.
 const REQUEST_SYNONYMS = { timeout: "timeoutMs", deadline: "deadlineMs", data: "json", params: "query", searchParams: "query" };
 
 function distance(a, b) {
@@ -58,40 +57,14 @@ export function requestOptionsProblem(opts) {
 }
 
 /**
- * The first unknown name of constructor options `options` (`{ field, problem }`), or undefined.
- * `coreFields`: the config fields the core reads, both spellings; empty when unknown.
- */
-export function configOptionsProblem(options, coreFields) {
-  if (coreFields.length === 0) return undefined;
-  const known = [...coreFields, ...WRAPPER_OPTIONS];
-  const name = firstUnknown(options, known);
-  if (name === undefined) return undefined;
-  // Both spellings are accepted; suggest the one the caller writes in (camelCase unless snake).
-  const styled = known.filter((k) => name.includes("_") || !k.includes("_"));
-  return { field: name, problem: unknownProblem("field", nearest(name, styled, CONFIG_SYNONYMS)) };
-}
-
-/**
- * An unknown config field as the core reported it, with the wrapper's own options (which the
- * core never sees) counted among the names it may have meant. The core says either serde's
- * ``unknown field `x`, expected one of `a`, `b` `` (rewritten here in the core's newer words)
- * or ``is not a known field; did you mean `a`?``. Returns `{ field, problem }`, or undefined to
- * keep the core's own error.
+ * A misspelt wrapper option, from the core's error about the top-level config field `field`:
+ * the core never sees the wrapper's options (fetch, onEvent, …), so a name a small edit away
+ * from one of them is that option misspelt, whatever the core found wrong with it
+ * (`onEvnt: () => {}` is not even data to it). Returns `{ field, problem }`, or undefined to keep
+ * the core's own error.
  */
 export function unknownFieldProblem(field, problem) {
-  // (serde-wasm-bindgen's errors read "Error: …".)
-  const serde = /^(?:Error: )?unknown field `([^`]*)`(?:, expected (.*))?$/s.exec(problem);
-  if (serde) {
-    const name = serde[1];
-    const atTop = field === "config";
-    // Both spellings are accepted; suggest the one the caller writes in (camelCase unless snake).
-    const listed = [...(serde[2] ?? "").matchAll(/`([^`]+)`/g)].map((x) => x[1]);
-    const known = [...listed, ...(atTop ? WRAPPER_OPTIONS : [])].filter((k) => name.includes("_") || !k.includes("_"));
-    // The path may or may not end in the unknown name already.
-    const at = atTop ? name : field === name || field.endsWith(`.${name}`) ? field : `${field}.${name}`;
-    return { field: at, problem: unknownProblem("field", nearest(name, known, atTop ? CONFIG_SYNONYMS : {})) };
-  }
-  if (/[.[]/.test(field) || !problem.startsWith("is not a known field")) return undefined;
+  if (/[.[]/.test(field) || WRAPPER_OPTIONS.includes(field)) return undefined;
   const ours = nearest(field, WRAPPER_OPTIONS);
   const theirs = /did you mean `([^`]+)`/.exec(problem)?.[1];
   if (ours && (!theirs || distance(field, ours) < distance(field, theirs))) return { field, problem: unknownProblem("field", ours) };
@@ -113,18 +86,4 @@ export function toAbortSignal(signal) {
   if (signal.aborted) controller.abort(signal.reason);
   else signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
   return controller.signal;
-}
-
-/**
- * The first BigInt in a snapshot, as a field path: the core's counters are plain numbers and a
- * BigInt would pass its checks but not come back out through status(). Bounded in depth.
- */
-export function bigIntField(value, path = "snapshot", depth = 0) {
-  if (typeof value === "bigint") return path;
-  if (value === null || typeof value !== "object" || depth > 32) return undefined;
-  for (const [k, v] of Object.entries(value)) {
-    const found = bigIntField(v, Array.isArray(value) ? `${path}[${k}]` : `${path}.${k}`, depth + 1);
-    if (found) return found;
-  }
-  return undefined;
 }

@@ -180,7 +180,6 @@ test("unknown options are refused, naming them and the nearest known one", async
   refused({ timeout: 5 }, "timeout", "requestTimeoutMs");
   refused({ onEvnt: () => {} }, "onEvnt", "onEvent");
   refused({ fetc: fetch }, "fetc", "fetch");
-  refused({ retry_attemps: 2 }, "retry_attemps", "retry_attempts");
   refused({ zzzzzzzz: 1 }, "zzzzzzzz");
   // Inside a key too.
   assert.throws(() => new PoolSwitchClient({ ...base, keys: [{ id: "a", value: "sk-node-a-secret", monthlyQuata: 5 }] }), (e) => e.kind === "invalid_config" && e.message === "invalid config: keys[0].monthlyQuata is not a known field; did you mean `monthlyQuota`?");
@@ -210,24 +209,18 @@ test("with queryAuthParam, no Response handed back shows the key in its url", as
   await chat.text();
 });
 
-test("importState refuses BigInts and non-object snapshots with typed errors; status keeps working", () => {
+test("importState refuses non-object snapshots with typed errors; BigInt counters are clamped; status keeps working", () => {
   const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: [{ id: "a", value: "sk-node-a-secret" }] });
-  const cases = [
-    [{ keys: [{ id: "a", totalRequests: 5n }] }, "snapshot.keys[0].totalRequests"],
-    [{ keys: [{ id: "a", successes: 2n ** 64n }] }, "snapshot.keys[0].successes"],
-    [null, "snapshot"],
-    ["snapshot", "snapshot"],
-    [[], "snapshot"],
-    [42, "snapshot"],
-  ];
-  for (const [snapshot, field] of cases) {
+  for (const snapshot of [null, "snapshot", [], 42]) {
     for (const method of ["importState", "mergeState"]) {
-      assert.throws(() => client[method](snapshot), (e) => e.name === "PoolSwitchError" && e.kind === "invalid_config" && e.field === field, `${method}(${typeof snapshot})`);
+      assert.throws(() => client[method](snapshot), (e) => e.name === "PoolSwitchError" && e.kind === "invalid_config" && e.field === "snapshot", `${method}(${JSON.stringify(snapshot)})`);
     }
   }
   assert.equal(client.status().keys[0].totalRequests, 0);
-  client.importState({ keys: [{ id: "a", totalRequests: 5 }] });
+  client.importState({ keys: [{ id: "a", totalRequests: 5n }] });
   assert.equal(client.status().keys[0].totalRequests, 5);
+  client.mergeState({ keys: [{ id: "a", successes: 2n ** 64n - 1n }] });
+  assert.ok(Number.isSafeInteger(client.status().keys[0].successes), "a BigInt beyond 2^53 comes back as a safe number");
 });
 
 test("a network error keeps the host's error as its cause, with key values redacted", async () => {
