@@ -1,7 +1,7 @@
 // PoolSwitchClient: the JS face of the wasm pool, shared by every runtime's entry point.
 // The entry points only load the wasm their own way and call useWasm().
 
-import { flatText, runTask } from "./task.js";
+import { fetchSender, runTask, useWire, wirePairs } from "./task.js";
 import { requestOptionsProblem, toAbortSignal, unknownFieldProblem } from "./options.js";
 import { refuseBrowserUnlessAllowed } from "./browser-guard.js";
 import { PoolEvents } from "./events.js";
@@ -16,6 +16,7 @@ let generation = 0;
 
 /** Called once by each entry point with the loaded wasm-bindgen exports. */
 export function useWasm(exports) {
+  useWire(exports.WasmPool);
   WasmPool = exports.WasmPool;
   resetWasm = exports.__wbg_reset_state;
 }
@@ -108,16 +109,6 @@ function resolveFetch(fetchOption) {
   // A Workers service binding or any object with a fetch method, called with itself as `this`.
   if (fetchOption && typeof fetchOption.fetch === "function") return (url, init) => fetchOption.fetch(url, init);
   throw invalidConfig("fetch", "must be a function or an object with a fetch method");
-}
-
-// What the host's fetch resolved to must be a usable Response; anything else is the attempt's
-// failure, reported to the pool like a network error (a custom fetch may resolve to anything).
-function checkedResponse(r) {
-  if (!r || typeof r !== "object" || typeof r.status !== "number" || !r.headers || typeof r.headers.get !== "function") {
-    throw new TypeError(`fetch resolved to ${r === null ? "null" : typeof r === "object" ? "an object that is not a Response" : typeof r}, not a Response`);
-  }
-  if (r.bodyUsed) throw new TypeError("fetch resolved to a Response whose body was already read");
-  return r;
 }
 
 function flatQuery(query) {
@@ -312,7 +303,7 @@ export class PoolSwitchClient {
 
   #pool;
   #generation;
-  #fetch;
+  #send;
   #secrets;
   #config; // what the core was built from, to rebuild it after a trap
   #changes = []; // addKey/removeKey/enable/disable since, replayed on a rebuild
@@ -322,6 +313,7 @@ export class PoolSwitchClient {
   #authParam;
   #maxWaitMs;
   #requestTimeoutMs;
+  #deadlineMs;
 
   constructor(options) {
     if (!WasmPool) throw new Error("poolswitch-wasm: the wasm module is not loaded (import the package entry point)");
@@ -329,13 +321,14 @@ export class PoolSwitchClient {
     const { fetch, onEvent, logger, logLevel, dangerouslyAllowBrowser, ...config } = options;
     const makeError = (message, fields) => new PoolSwitchError(message, fields);
     refuseBrowserUnlessAllowed(dangerouslyAllowBrowser, makeError);
-    this.#fetch = resolveFetch(fetch);
+    this.#send = fetchSender(resolveFetch(fetch));
     this.#events = new PoolEvents({ onEvent, logger, logLevel }, makeError);
     this.#secrets = keyValues(config.keys);
     this.#authParam = configValue(config, "queryAuthParam", "query_auth_param");
     // The core's default, for the advice client.fetch gives when no key is free.
     this.#maxWaitMs = configValue(config, "maxWaitMs", "max_wait_ms") ?? 30_000;
     this.#requestTimeoutMs = configValue(config, "requestTimeoutMs", "request_timeout_ms");
+    this.#deadlineMs = configValue(config, "deadlineMs", "deadline_ms");
     try {
       this.#config = structuredClone(config);
     } catch {
@@ -453,39 +446,26 @@ export class PoolSwitchClient {
       throw e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
     }
     if (signal) signal.throwIfAborted();
-    let task;
+    let first;
     let pool;
     try {
       pool = this.#events.forRequest(this.#live(), path);
-      task = pool.start(method, path, flatText(headers), flatText(flatQuery(opts.query)), opts.timeoutMs);
+      const hasBody = body !== undefined && body !== null;
+      first = pool.start(method, path, wirePairs(headers), wirePairs(flatQuery(opts.query)), opts.timeoutMs, opts.deadlineMs, hasBody);
     } catch (e) {
       throw this.#error(e);
     }
     const builtOn = this.#generation;
     // The host's own error for an attempt that got no answer, kept as the `cause`.
     let failure;
-    const fetch = this.#fetch;
-    const attempt = (url, init) => {
-      let pending;
-      try {
-        pending = Promise.resolve(fetch(url, init));
-      } catch (e) {
-        pending = Promise.reject(e);
-      }
-      const fail = (e) => {
+    const sendOne = this.#send;
+    const send = (...args) =>
+      sendOne(...args).then(undefined, (e) => {
         failure = e;
         throw e;
-      };
-      return pending.then((r) => {
-        try {
-          return checkedResponse(r);
-        } catch (e) {
-          fail(e);
-        }
-      }, fail);
-    };
+      });
     try {
-      const reply = await runTask(pool, task, { fetch: attempt, body, signal });
+      const reply = await runTask(pool, first, { send, body, signal });
       if (monitor) reply.response = monitored(reply.response, () => this.#streamBroke(reply.keyId, pool), signal);
       if (this.#authParam) hideUrl(reply.response, this.#authParam);
       return reply;
@@ -512,32 +492,33 @@ export class PoolSwitchClient {
   async request(method, path, opts) {
     // Parsed answers are read here, so only a handed-over stream needs the monitor.
     const stream = Boolean(opts && opts.stream);
+    const started = Date.now();
     const reply = await this.#dispatch(method, path, opts, stream);
     const { response } = reply;
     if (response.status >= 200 && response.status < 300) {
       if (stream) return response;
       if (response.status === 204 || method.toUpperCase() === "HEAD") return null;
       let text;
+      const bodyMs = this.#bodyTimeout(opts, started);
       try {
-        text = await readText(response, this.#bodyTimeout(opts));
+        text = await readText(response, bodyMs);
       } catch (e) {
         if (opts.signal?.aborted) throw opts.signal.reason;
         this.#streamBroke(reply.keyId);
         const stalled = e instanceof BodyStalled;
-        const ms = this.#bodyTimeout(opts);
-        const what = stalled ? `did not arrive within ${ms} ms` : `broke off: ${e && e.message}`;
+        const what = stalled ? `did not arrive within ${bodyMs} ms` : `broke off: ${e && e.message}`;
         throw new PoolSwitchError(`the response body from key ${reply.keyId} ${what}`, {
           kind: stalled ? "timeout" : "stream",
           keyId: reply.keyId,
           status: response.status,
-          afterMs: stalled ? ms : undefined,
+          afterMs: stalled ? bodyMs : undefined,
           cause: stalled ? undefined : safeCause(e, this.#secrets),
         });
       }
       const data = parseJson(text, response);
       return data !== undefined ? data : text;
     }
-    const { text, data, bodyProblem } = await readPayload(response, this.#bodyTimeout(opts));
+    const { text, data, bodyProblem } = await readPayload(response, this.#bodyTimeout(opts, started));
     const detail = bodyProblem ?? providerMessage(data);
     const message = `upstream answered ${response.status} (${reply.outcome}) on key ${reply.keyId} after ${reply.attempts} attempt${reply.attempts === 1 ? "" : "s"}${detail ? `: ${detail}` : ""}`;
     throw new PoolSwitchError(scrub(message, this.#secrets), {
@@ -553,9 +534,14 @@ export class PoolSwitchClient {
     });
   }
 
-  // How long request() waits for a body it reads itself: the request's timeout.
-  #bodyTimeout(opts) {
-    return opts?.timeoutMs ?? this.#requestTimeoutMs;
+  // How long request() waits for a body it reads itself: the request's timeout, and no later
+  // than its deadline (counted from `started`).
+  #bodyTimeout(opts, started) {
+    const timeout = opts?.timeoutMs ?? this.#requestTimeoutMs;
+    const deadline = opts?.deadlineMs ?? this.#deadlineMs;
+    if (deadline === undefined) return timeout;
+    const left = Math.max(1, started + deadline - Date.now());
+    return timeout === undefined ? left : Math.min(timeout, left);
   }
 
   get(path, opts) {
@@ -590,7 +576,7 @@ export class PoolSwitchClient {
     if (body === undefined && isRequest && input.body) body = await input.arrayBuffer();
     const signal = init.signal ?? (isRequest ? input.signal : undefined);
     try {
-      const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs });
+      const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs, deadlineMs: init.deadlineMs });
       let response = reply.response;
       // The pool gave up waiting for a key: tell the SDK when one returns, and whether to wait.
       if (reply.retryAt !== undefined && response.status >= 400) response = this.#withRetryAdvice(response, reply.retryAt);

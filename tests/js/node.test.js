@@ -258,7 +258,7 @@ test("a network error keeps the host's error as its cause, with key values redac
 test("a custom fetch resolving to something that is not a Response fails that attempt, it does not hang", async () => {
   for (const [name, result] of [["undefined", undefined], ["a plain object", { status: 200 }], ["a used Response", (() => { const r = new Response("x"); r.text(); return r; })()]]) {
     const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"], retryAttempts: 0, fetch: async () => result });
-    await assert.rejects(client.get("/v1/models"), (e) => e.kind === "network" && /not a Response|already read/.test(e.cause.message), name);
+    await assert.rejects(client.get("/v1/models"), (e) => e.kind === "network" && /Response/.test(e.cause.message), name);
     assert.equal(client.status().keys[0].inFlight, 0, name);
   }
 });
