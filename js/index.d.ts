@@ -211,8 +211,8 @@ export interface PoolSnapshot {
   keys: KeySnapshot[];
 }
 
-/** `stream`: a 2xx body broke off while `request()` was reading it. */
-export type ErrorKind = "upstream" | "no_healthy_keys" | "network" | "timeout" | "invalid_config" | "invalid_request" | "unknown_key" | "stream";
+/** `stream`: a 2xx body broke off while `request()` was reading it. `internal`: the wasm module trapped (it is restarted for later calls). */
+export type ErrorKind = "upstream" | "no_healthy_keys" | "network" | "timeout" | "invalid_config" | "invalid_request" | "unknown_key" | "stream" | "internal";
 
 interface ErrorBase<K extends ErrorKind> extends Error {
   name: "PoolSwitchError";

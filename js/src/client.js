@@ -2,29 +2,45 @@
 // The entry points only load the wasm their own way and call useWasm().
 
 import { fetchSender, runTask, useWire, wirePairs } from "./task.js";
+import { requestOptionsProblem, toAbortSignal, unknownFieldProblem } from "./options.js";
 import { refuseBrowserUnlessAllowed } from "./browser-guard.js";
 import { PoolEvents } from "./events.js";
 
 let WasmPool;
+// wasm-bindgen's `__wbg_reset_state`: replaces the wasm instance by a fresh one of the same
+// module. A trap (a Rust panic is `unreachable`) leaves the instance's stack and borrows in
+// whatever state the trap found them, so a trapped instance is never called again.
+let resetWasm;
+// Bumped on each reset. A pool built on an older instance is rebuilt before its next use.
+let generation = 0;
 
 /** Called once by each entry point with the loaded wasm-bindgen exports. */
 export function useWasm(exports) {
   useWire(exports.WasmPool);
   WasmPool = exports.WasmPool;
+  resetWasm = exports.__wbg_reset_state;
 }
 
 /** Every failure the client reports. Never carries a key value. */
 export class PoolSwitchError extends Error {
   constructor(message, fields = {}) {
-    super(message);
+    const { cause, ...rest } = fields;
+    // The standard `cause` (non-enumerable, shown by util.inspect and consoles).
+    super(message, cause === undefined ? undefined : { cause });
     this.name = "PoolSwitchError";
-    for (const [k, v] of Object.entries(fields)) if (v !== undefined) this[k] = v;
+    for (const [k, v] of Object.entries(rest)) if (v !== undefined) this[k] = v;
   }
 }
 
+// Key values in `text` replaced, where they stand as a whole token: a short key ("k") must
+// not turn "known" into "<redacted>nown".
 function scrub(text, secrets) {
   if (typeof text !== "string") return text;
-  for (const s of secrets) if (s && text.includes(s)) text = text.split(s).join("<redacted>");
+  for (const s of secrets) {
+    if (!s || !text.includes(s)) continue;
+    const escaped = s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    text = text.replace(new RegExp(`(?<![A-Za-z0-9_-])${escaped}(?![A-Za-z0-9_-])`, "g"), "<redacted>");
+  }
   return text;
 }
 
@@ -44,15 +60,47 @@ function keyValues(keys) {
   return keys.map((k) => (typeof k === "string" ? k : k && typeof k.value === "string" ? k.value : "")).filter(Boolean);
 }
 
+function invalidRequest(problem, field) {
+  return new PoolSwitchError(`invalid request: ${field ? `${field} ` : ""}${problem}`, { kind: "invalid_request", field, problem });
+}
+
+function invalidConfig(field, problem) {
+  return new PoolSwitchError(`invalid config: ${field} ${problem}`, { kind: "invalid_config", field, problem });
+}
+
+// A trap of the wasm instance: its state can no longer be trusted. V8 reports a wasm stack
+// overflow as a RangeError.
+function isTrap(e) {
+  return (typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError) || (e instanceof RangeError && /call stack/i.test(e.message));
+}
+
+// A host error kept as `cause`, unless something in it (a custom fetch's message with the URL,
+// say) holds a key value: then a copy with the values redacted.
+function safeCause(e, secrets, depth = 0) {
+  if (!(e instanceof Error) || depth > 4) return e;
+  const inner = safeCause(e.cause, secrets, depth + 1);
+  const leaks = (t) => typeof t === "string" && t !== scrub(t, secrets);
+  if (!leaks(e.message) && !leaks(e.stack) && inner === e.cause) return e;
+  const copy = new Error(scrub(e.message, secrets), inner === undefined ? undefined : { cause: inner });
+  copy.name = e.name;
+  copy.stack = scrub(e.stack, secrets);
+  if (e.code !== undefined) copy.code = e.code;
+  return copy;
+}
+
 // The wasm side rejects with plain `{ kind, message, … }` objects.
 function toError(e, secrets) {
   if (e instanceof PoolSwitchError) return e;
   if (e && typeof e === "object" && typeof e.kind === "string") {
     const { kind, message, ...rest } = e;
+    if (kind === "invalid_config" && typeof rest.field === "string" && typeof rest.problem === "string") {
+      const unknown = unknownFieldProblem(rest.field, rest.problem);
+      if (unknown) return invalidConfig(unknown.field, unknown.problem);
+    }
     return new PoolSwitchError(scrub(message, secrets), { kind, ...rest });
   }
   const message = e instanceof Error ? e.message : String(e);
-  return new PoolSwitchError(scrub(message, secrets), { kind: "invalid_request", cause: e instanceof Error ? e : undefined });
+  return new PoolSwitchError(scrub(message, secrets), { kind: "invalid_request", cause: safeCause(e, secrets) });
 }
 
 function resolveFetch(fetchOption) {
@@ -60,16 +108,13 @@ function resolveFetch(fetchOption) {
   if (typeof fetchOption === "function") return (url, init) => fetchOption(url, init);
   // A Workers service binding or any object with a fetch method, called with itself as `this`.
   if (fetchOption && typeof fetchOption.fetch === "function") return (url, init) => fetchOption.fetch(url, init);
-  throw new PoolSwitchError("invalid config: fetch must be a function or an object with a fetch method", {
-    kind: "invalid_config",
-    field: "fetch",
-    problem: "must be a function or an object with a fetch method",
-  });
+  throw invalidConfig("fetch", "must be a function or an object with a fetch method");
 }
 
 function flatQuery(query) {
   const out = [];
   if (query === undefined || query === null) return out;
+  if (typeof query !== "object") throw invalidRequest("must be an object or URLSearchParams", "query");
   const entries = query instanceof URLSearchParams ? query.entries() : Object.entries(query);
   for (const [k, v] of entries) {
     if (v === undefined || v === null) continue;
@@ -92,10 +137,10 @@ function isStream(body) {
 function headerPairs(init) {
   const out = [];
   if (init === undefined || init === null) return out;
-  const entries = typeof init[Symbol.iterator] === "function" ? init : typeof init === "object" ? Object.entries(init) : null;
-  if (!entries) throw new TypeError("headers must be a Headers object, an array of pairs or a record");
+  const entries = typeof init[Symbol.iterator] === "function" && typeof init !== "string" ? init : typeof init === "object" ? Object.entries(init) : null;
+  if (!entries) throw invalidRequest("must be a Headers object, an array of pairs or a record", "headers");
   for (const pair of entries) {
-    if (!pair || pair.length !== 2) throw new TypeError("each header must be a [name, value] pair");
+    if (!pair || typeof pair === "string" || pair.length !== 2) throw invalidRequest("must be [name, value] pairs", "headers");
     out.push(String(pair[0]).toLowerCase(), String(pair[1]).trim());
   }
   return out;
@@ -117,8 +162,44 @@ async function replayableBody(body, headers) {
   return body;
 }
 
-async function readPayload(response) {
-  const text = await response.text();
+/** A body that stopped arriving: `request()` reads bodies within the request's timeout. */
+class BodyStalled extends Error {}
+
+// The body as text, within `ms` when given: a provider can send headers and then stall. On
+// expiry the body is cancelled, which frees its connection.
+async function readText(response, ms) {
+  if (ms === undefined || !response.body) return response.text();
+  const reader = response.body.getReader();
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    reader.cancel().catch(() => {});
+  }, ms);
+  const chunks = [];
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  if (expired) throw new BodyStalled(`its body did not arrive within ${ms} ms`);
+  const decoder = new TextDecoder();
+  let text = "";
+  for (const c of chunks) text += decoder.decode(c, { stream: true });
+  return text + decoder.decode();
+}
+
+async function readPayload(response, ms) {
+  let text;
+  try {
+    text = await readText(response, ms);
+  } catch (e) {
+    // The status is what the caller is told; the body did not come.
+    return { text: "", data: undefined, bodyProblem: e instanceof BodyStalled ? e.message : `its body broke off (${e && e.message})` };
+  }
   return { text, data: parseJson(text, response) };
 }
 
@@ -160,8 +241,31 @@ function monitored(response, onBreak, signal) {
     { highWaterMark: 0 },
   );
   const wrapped = new Response(body, { status: s, statusText: response.statusText, headers: response.headers });
-  Object.defineProperty(wrapped, "url", { value: response.url });
+  Object.defineProperty(wrapped, "url", { value: response.url, configurable: true });
   return wrapped;
+}
+
+// `url` without the query parameter that carried the key ("" when it cannot be parsed).
+function withoutParam(url, param) {
+  if (!url || !url.includes(`${param}=`)) return url;
+  try {
+    const u = new URL(url);
+    u.searchParams.delete(param);
+    return u.href;
+  } catch {
+    return "";
+  }
+}
+
+// A Response's `url` (and its clones') as the caller may see it: with `queryAuthParam` the
+// provider's URL carries the key.
+function hideUrl(response, param) {
+  const url = withoutParam(response.url, param);
+  if (url === response.url) return response;
+  const clone = response.clone;
+  Object.defineProperty(response, "url", { value: url, configurable: true });
+  Object.defineProperty(response, "clone", { value: () => hideUrl(clone.call(response), param), configurable: true });
+  return response;
 }
 
 function providerMessage(data) {
@@ -170,72 +274,212 @@ function providerMessage(data) {
   return typeof msg === "string" ? msg : undefined;
 }
 
+// One request's options, checked: an object of known names, a usable signal, and no body on a
+// method that cannot carry one (the host's fetch would throw, and the pool book it on a key).
+function checkedOptions(method, opts) {
+  if (opts === undefined || opts === null) return {};
+  if (typeof opts !== "object" || Array.isArray(opts)) throw invalidRequest("must be an object", "options");
+  const unknown = requestOptionsProblem(opts);
+  if (unknown) throw invalidRequest(unknown.problem, unknown.field);
+  if (opts.json !== undefined && opts.body !== undefined && opts.body !== null) throw invalidRequest("json and body cannot both be given");
+  const hasBody = opts.json !== undefined || (opts.body !== undefined && opts.body !== null);
+  if (hasBody && (method === "GET" || method === "HEAD")) throw invalidRequest(`a ${method} request cannot have a body`, opts.json !== undefined ? "json" : "body");
+  for (const name of ["timeoutMs", "deadlineMs"]) {
+    if (opts[name] !== undefined && (typeof opts[name] !== "number" || !Number.isFinite(opts[name]))) throw invalidRequest("must be a finite number", name);
+  }
+  return opts;
+}
+
+// Core options the wrapper reads too.
+function configValue(config, camel, snake) {
+  return config[camel] !== undefined ? config[camel] : config[snake];
+}
+
 /** An API-key pool over one upstream provider. */
 export class PoolSwitchClient {
+  // Every client, so a reset of the shared wasm instance can save each one's state first.
+  static #clients = new Set();
+  static #pruneAt = 64;
+
   #pool;
+  #generation;
   #send;
   #secrets;
+  #config; // what the core was built from, to rebuild it after a trap
+  #changes = []; // addKey/removeKey/enable/disable since, replayed on a rebuild
+  #saved; // state exported just before a reset, imported into the rebuilt pool
   #events;
   #listening = false;
+  #authParam;
+  #maxWaitMs;
+  #requestTimeoutMs;
+  #deadlineMs;
 
   constructor(options) {
     if (!WasmPool) throw new Error("poolswitch-wasm: the wasm module is not loaded (import the package entry point)");
-    if (!options || typeof options !== "object" || Array.isArray(options)) {
-      throw new PoolSwitchError("invalid config: options must be an object", { kind: "invalid_config", field: "config", problem: "must be an object" });
-    }
+    if (!options || typeof options !== "object" || Array.isArray(options)) throw invalidConfig("config", "must be an object");
     const { fetch, onEvent, logger, logLevel, dangerouslyAllowBrowser, ...config } = options;
     const makeError = (message, fields) => new PoolSwitchError(message, fields);
     refuseBrowserUnlessAllowed(dangerouslyAllowBrowser, makeError);
     this.#send = fetchSender(resolveFetch(fetch));
     this.#events = new PoolEvents({ onEvent, logger, logLevel }, makeError);
     this.#secrets = keyValues(config.keys);
+    this.#authParam = configValue(config, "queryAuthParam", "query_auth_param");
+    // The core's default, for the advice client.fetch gives when no key is free.
+    this.#maxWaitMs = configValue(config, "maxWaitMs", "max_wait_ms") ?? 30_000;
+    this.#requestTimeoutMs = configValue(config, "requestTimeoutMs", "request_timeout_ms");
+    this.#deadlineMs = configValue(config, "deadlineMs", "deadline_ms");
     try {
-      this.#pool = new WasmPool(config);
-    } catch (e) {
-      throw toError(e, this.#secrets);
+      this.#config = structuredClone(config);
+    } catch {
+      this.#config = config; // not cloneable: the core will say what it refuses
     }
+    this.#pool = this.#build();
+    this.#generation = generation;
     // Events cross from wasm only once someone listens (they cost an object per event).
     if (onEvent || logLevel === "debug") this.#listen();
+    // Without WeakRef (some embedders), a reset rebuilds other clients from their config alone.
+    if (typeof WeakRef === "function") PoolSwitchClient.#register(this);
     // `fetch` is bound so it can be handed over as it is: new OpenAI({ fetch: client.fetch }).
     this.fetch = this.fetch.bind(this);
   }
 
-  async #dispatch(method, path, opts = {}, monitor = true) {
-    if (typeof path !== "string") throw new PoolSwitchError("invalid request: path must be a string", { kind: "invalid_request" });
+  #build() {
+    let pool;
+    try {
+      pool = new WasmPool(this.#config);
+    } catch (e) {
+      throw this.#error(e, generation);
+    }
+    for (const [change, arg, flag] of this.#changes) {
+      try {
+        if (change === "add") pool.addKey(arg);
+        else if (change === "remove") pool.removeKey(arg);
+        else pool.setKeyEnabled(arg, flag);
+      } catch {} // it failed the first time too
+    }
+    if (this.#saved !== undefined) {
+      try {
+        pool.importState(this.#saved);
+      } catch {}
+      this.#saved = undefined;
+    }
+    if (this.#listening) pool.setListener((event) => this.#events.emit(event));
+    return pool;
+  }
+
+  // The pool, rebuilt first if the wasm instance was reset since it was built.
+  #live() {
+    if (this.#generation !== generation) {
+      this.#pool = this.#build();
+      this.#generation = generation;
+    }
+    return this.#pool;
+  }
+
+  static #register(client) {
+    const clients = PoolSwitchClient.#clients;
+    // Clients made and dropped one per request must not pile up: collected ones are pruned
+    // whenever the set has doubled since the last pruning.
+    if (clients.size >= PoolSwitchClient.#pruneAt) {
+      for (const ref of clients) if (!ref.deref()) clients.delete(ref);
+      PoolSwitchClient.#pruneAt = 2 * clients.size + 64;
+    }
+    clients.add(new WeakRef(client));
+  }
+
+  // After a trap: saves what every client's pool can still export, then replaces the instance.
+  static #recover() {
+    for (const ref of PoolSwitchClient.#clients) {
+      const client = ref.deref();
+      if (!client) PoolSwitchClient.#clients.delete(ref);
+      else if (client.#generation === generation) {
+        const old = client.#pool;
+        try {
+          client.#saved = old.exportState();
+        } catch {} // the trapped pool itself may not answer: it restarts from its config
+        // Calls in flight on the old pool end at their next report to it (a stale-object error,
+        // reported as internal); an abort meanwhile cancels a task that is gone already, and
+        // must not throw from the signal's listener.
+        old.cancel = () => {};
+      }
+    }
+    try {
+      resetWasm();
+    } catch {
+      // Could not instantiate again (a host that forbids synchronous instantiation, say): the
+      // pools are rebuilt in the old instance, which is still better than a stuck pool.
+    }
+    generation++;
+  }
+
+  // Any failure of a call into the pool, as a PoolSwitchError. A trap resets the instance; a
+  // call caught in flight by a reset (its pool is gone) is an internal error too.
+  #error(e, builtOn = this.#generation) {
+    if (isTrap(e)) {
+      if (resetWasm && builtOn === generation) PoolSwitchClient.#recover();
+      return new PoolSwitchError(`internal error in the pool (${e.message}); the wasm module was restarted for later calls`, { kind: "internal", cause: e });
+    }
+    if (builtOn !== generation && !(e && typeof e === "object" && typeof e.kind === "string")) {
+      return new PoolSwitchError("internal error: the pool's wasm module was restarted after a fault in another call while this one was in flight", { kind: "internal", cause: e });
+    }
+    return toError(e, this.#secrets);
+  }
+
+  async #dispatch(method, path, opts, monitor = true) {
+    if (typeof method !== "string") throw invalidRequest("must be a string", "method");
+    if (typeof path !== "string") throw invalidRequest("must be a string", "path");
+    const upper = method.toUpperCase();
+    opts = checkedOptions(upper, opts);
     let headers;
     let body = opts.body;
+    let signal;
     try {
+      signal = toAbortSignal(opts.signal);
       headers = headerPairs(opts.headers);
       if (opts.json !== undefined) {
-        if (body !== undefined) throw new TypeError("json and body cannot both be given");
         body = JSON.stringify(opts.json);
         if (!hasHeader(headers, "content-type")) headers.push("content-type", "application/json");
       }
       if (isOneShot(body)) body = await replayableBody(body, headers);
     } catch (e) {
-      throw toError(e, this.#secrets);
+      throw e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
     }
-    const signal = opts.signal;
     if (signal) signal.throwIfAborted();
     let first;
-    const pool = this.#events.forRequest(this.#pool, path);
+    let pool;
     try {
+      pool = this.#events.forRequest(this.#live(), path);
       const hasBody = body !== undefined && body !== null;
-      first = pool.start(String(method), path, wirePairs(headers), wirePairs(flatQuery(opts.query)), opts.timeoutMs, opts.deadlineMs, hasBody);
+      first = pool.start(method, path, wirePairs(headers), wirePairs(flatQuery(opts.query)), opts.timeoutMs, opts.deadlineMs, hasBody);
     } catch (e) {
-      throw toError(e, this.#secrets);
+      throw this.#error(e);
     }
+    const builtOn = this.#generation;
+    // The host's own error for an attempt that got no answer, kept as the `cause`.
+    let failure;
+    const sendOne = this.#send;
+    const send = (...args) =>
+      sendOne(...args).then(undefined, (e) => {
+        failure = e;
+        throw e;
+      });
     try {
-      const reply = await runTask(pool, first, { send: this.#send, body, signal });
+      const reply = await runTask(pool, first, { send, body, signal });
       if (monitor) reply.response = monitored(reply.response, () => this.#streamBroke(reply.keyId, pool), signal);
+      if (this.#authParam) hideUrl(reply.response, this.#authParam);
       return reply;
     } catch (e) {
       if (signal && signal.aborted && e === signal.reason) throw e;
-      throw toError(e, this.#secrets);
+      const error = this.#error(e, builtOn);
+      if ((error.kind === "network" || error.kind === "timeout") && failure !== undefined) {
+        Object.defineProperty(error, "cause", { value: safeCause(failure, this.#secrets), writable: true, configurable: true });
+      }
+      throw error;
     }
   }
 
-  #streamBroke(keyId, pool = this.#pool) {
+  #streamBroke(keyId, pool = this.#live()) {
     try {
       pool.recordStreamError(keyId);
     } catch {} // the key may have been removed since
@@ -245,26 +489,37 @@ export class PoolSwitchClient {
    * Sends a request through the pool. A 2xx answer resolves to parsed JSON (text otherwise,
    * or the `Response` itself with `stream: true`); anything else rejects with PoolSwitchError.
    */
-  async request(method, path, opts = {}) {
+  async request(method, path, opts) {
     // Parsed answers are read here, so only a handed-over stream needs the monitor.
-    const reply = await this.#dispatch(method, path, opts, Boolean(opts.stream));
+    const stream = Boolean(opts && opts.stream);
+    const started = Date.now();
+    const reply = await this.#dispatch(method, path, opts, stream);
     const { response } = reply;
     if (response.status >= 200 && response.status < 300) {
-      if (opts.stream) return response;
+      if (stream) return response;
       if (response.status === 204 || method.toUpperCase() === "HEAD") return null;
       let text;
+      const bodyMs = this.#bodyTimeout(opts, started);
       try {
-        text = await response.text();
+        text = await readText(response, bodyMs);
       } catch (e) {
-        if (opts.signal && opts.signal.aborted) throw opts.signal.reason;
+        if (opts.signal?.aborted) throw opts.signal.reason;
         this.#streamBroke(reply.keyId);
-        throw new PoolSwitchError(`the response body from key ${reply.keyId} broke off: ${e && e.message}`, { kind: "stream", keyId: reply.keyId, status: response.status, cause: e });
+        const stalled = e instanceof BodyStalled;
+        const what = stalled ? `did not arrive within ${bodyMs} ms` : `broke off: ${e && e.message}`;
+        throw new PoolSwitchError(`the response body from key ${reply.keyId} ${what}`, {
+          kind: stalled ? "timeout" : "stream",
+          keyId: reply.keyId,
+          status: response.status,
+          afterMs: stalled ? bodyMs : undefined,
+          cause: stalled ? undefined : safeCause(e, this.#secrets),
+        });
       }
       const data = parseJson(text, response);
       return data !== undefined ? data : text;
     }
-    const { text, data } = await readPayload(response);
-    const detail = providerMessage(data);
+    const { text, data, bodyProblem } = await readPayload(response, this.#bodyTimeout(opts, started));
+    const detail = bodyProblem ?? providerMessage(data);
     const message = `upstream answered ${response.status} (${reply.outcome}) on key ${reply.keyId} after ${reply.attempts} attempt${reply.attempts === 1 ? "" : "s"}${detail ? `: ${detail}` : ""}`;
     throw new PoolSwitchError(scrub(message, this.#secrets), {
       kind: "upstream",
@@ -277,6 +532,16 @@ export class PoolSwitchClient {
       text: scrub(text, this.#secrets),
       headers: response.headers,
     });
+  }
+
+  // How long request() waits for a body it reads itself: the request's timeout, and no later
+  // than its deadline (counted from `started`).
+  #bodyTimeout(opts, started) {
+    const timeout = opts?.timeoutMs ?? this.#requestTimeoutMs;
+    const deadline = opts?.deadlineMs ?? this.#deadlineMs;
+    if (deadline === undefined) return timeout;
+    const left = Math.max(1, started + deadline - Date.now());
+    return timeout === undefined ? left : Math.min(timeout, left);
   }
 
   get(path, opts) {
@@ -298,9 +563,11 @@ export class PoolSwitchClient {
   /**
    * fetch-compatible: resolves to the upstream's own Response (any status, body untouched and
    * streaming), so SDKs that accept a custom fetch run on the pool. When no key can serve, it
-   * resolves to a synthesized 429 (or 503) with `retry-after`, which SDKs already handle.
+   * resolves to a synthesized 429 (or 503); see retryAdvice for the headers SDKs read.
    */
-  async fetch(input, init = {}) {
+  async fetch(input, init) {
+    if (init === undefined || init === null) init = {};
+    else if (typeof init !== "object") throw invalidRequest("must be an object", "init");
     const isRequest = typeof Request !== "undefined" && input instanceof Request;
     const url = isRequest ? input.url : input instanceof URL ? input.href : String(input);
     const method = init.method ?? (isRequest ? input.method : "GET");
@@ -310,19 +577,50 @@ export class PoolSwitchClient {
     const signal = init.signal ?? (isRequest ? input.signal : undefined);
     try {
       const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs, deadlineMs: init.deadlineMs });
+      let response = reply.response;
+      // The pool gave up waiting for a key: tell the SDK when one returns, and whether to wait.
+      if (reply.retryAt !== undefined && response.status >= 400) response = this.#withRetryAdvice(response, reply.retryAt);
       // Which key served it, for logs: a non-enumerable extra on the standard Response.
-      Object.defineProperty(reply.response, "poolswitch", { value: { keyId: reply.keyId, attempts: reply.attempts, outcome: reply.outcome } });
-      return reply.response;
+      Object.defineProperty(response, "poolswitch", { value: { keyId: reply.keyId, attempts: reply.attempts, outcome: reply.outcome } });
+      return response;
     } catch (e) {
-      if (e instanceof PoolSwitchError && e.kind === "no_healthy_keys") return noKeysResponse(e);
+      if (e instanceof PoolSwitchError && e.kind === "no_healthy_keys") return this.#noKeysResponse(e);
       throw e;
     }
+  }
+
+  // The SDKs (openai, @anthropic-ai/sdk) sleep for whatever `retry-after` says, an hour
+  // included, unless `x-should-retry: false`. So: a wait they can honour when the earliest key
+  // returns within what this pool itself would wait (maxWaitMs), and no retry otherwise.
+  #retryAdvice(retryAt) {
+    if (retryAt === undefined) return { "x-should-retry": "false" };
+    const wait = Math.max(1, Math.ceil(retryAt - Date.now()));
+    const advice = { "retry-after": String(Math.ceil(wait / 1000)) };
+    if (wait > this.#maxWaitMs) advice["x-should-retry"] = "false";
+    else Object.assign(advice, { "retry-after-ms": String(wait), "x-should-retry": "true" });
+    return advice;
+  }
+
+  // The upstream's own answer (a 429, say), with the pool's advice in place of its own.
+  #withRetryAdvice(response, retryAt) {
+    const headers = new Headers(response.headers);
+    for (const name of ["retry-after", "retry-after-ms", "x-should-retry"]) headers.delete(name);
+    for (const [name, value] of Object.entries(this.#retryAdvice(retryAt))) headers.set(name, value);
+    const advised = new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+    Object.defineProperty(advised, "url", { value: response.url, configurable: true });
+    return advised;
+  }
+
+  #noKeysResponse(e) {
+    const headers = { "content-type": "application/json", "x-poolswitch-error": "no_healthy_keys", ...this.#retryAdvice(e.retryAt) };
+    const body = JSON.stringify({ error: { message: e.message, type: "no_healthy_keys", retry_at: e.retryAt ?? null } });
+    return new Response(body, { status: e.retryAt !== undefined ? 429 : 503, headers });
   }
 
   #listen() {
     if (this.#listening) return;
     this.#listening = true;
-    this.#pool.setListener((event) => this.#events.emit(event));
+    this.#live().setListener((event) => this.#events.emit(event));
   }
 
   /** Listens to one event type (`"*"` for all, `"error"` for listener failures). */
@@ -344,62 +642,67 @@ export class PoolSwitchClient {
 
   /** Per-key and pool status. Never includes key values. */
   status() {
-    return this.#pool.status();
+    return this.#call((pool) => pool.status());
   }
 
   /** Adds a key (string or `{ id, value, monthlyQuota?, weight?, metadata? }`); returns its id. */
   addKey(key) {
+    const secrets = [...this.#secrets, ...keyValues([key])];
     try {
-      const id = this.#pool.addKey(key);
-      this.#secrets.push(...keyValues([key]));
+      const id = this.#live().addKey(key);
+      this.#secrets = secrets;
+      this.#changes.push(["add", key]);
       return id;
     } catch (e) {
-      throw toError(e, [...this.#secrets, ...keyValues([key])]);
+      throw isTrap(e) ? this.#error(e) : toError(e, secrets);
     }
   }
 
   /** Removes a key; requests in flight on it finish normally. */
   removeKey(id) {
-    this.#call(() => this.#pool.removeKey(String(id)));
+    this.#call((pool) => pool.removeKey(String(id)));
+    this.#changes.push(["remove", String(id)]);
   }
 
   /** Puts a key back in rotation (also clears an invalid verdict or cooldown). */
   enableKey(id) {
-    this.#call(() => this.#pool.setKeyEnabled(String(id), true));
+    this.#call((pool) => pool.setKeyEnabled(String(id), true));
+    this.#changes.push(["enable", String(id), true]);
   }
 
   /** Takes a key out of rotation. */
   disableKey(id) {
-    this.#call(() => this.#pool.setKeyEnabled(String(id), false));
+    this.#call((pool) => pool.setKeyEnabled(String(id), false));
+    this.#changes.push(["enable", String(id), false]);
   }
 
   /** Shareable per-key state (counters, cooldowns, limits), for a store shared by instances. */
   exportState() {
-    return this.#pool.exportState();
+    return this.#call((pool) => pool.exportState());
   }
 
   /** Replaces per-key state from a snapshot. */
   importState(snapshot) {
-    this.#call(() => this.#pool.importState(snapshot));
+    refuseArray(snapshot);
+    this.#call((pool) => pool.importState(snapshot));
   }
 
   /** Merges another instance's snapshot: counters add, cooldowns take the later time. */
   mergeState(snapshot) {
-    this.#call(() => this.#pool.mergeState(snapshot));
+    refuseArray(snapshot);
+    this.#call((pool) => pool.mergeState(snapshot));
   }
 
   #call(f) {
     try {
-      return f();
+      return f(this.#live());
     } catch (e) {
-      throw toError(e, this.#secrets);
+      throw this.#error(e);
     }
   }
 }
 
-function noKeysResponse(e) {
-  const headers = { "content-type": "application/json", "x-poolswitch-error": "no_healthy_keys" };
-  if (e.retryAt !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil((e.retryAt - Date.now()) / 1000)));
-  const body = JSON.stringify({ error: { message: e.message, type: "no_healthy_keys", retry_at: e.retryAt ?? null } });
-  return new Response(body, { status: e.retryAt !== undefined ? 429 : 503, headers });
+// The core would read an array as an empty snapshot.
+function refuseArray(snapshot) {
+  if (Array.isArray(snapshot)) throw invalidConfig("snapshot", "expected an object, got an array");
 }
