@@ -25,6 +25,8 @@ sed -i "s|new URL('poolswitch_bg.wasm', import.meta.url)|undefined; throw new Er
 ! grep -q "import.meta" "$glue"
 
 cp js/src/client.js js/src/options.js js/src/browser-guard.js js/src/events.js js/src/task.js js/src/workerd.js js/src/inline.js "$out/esm/"
+# The shared-store code (the client and workerd.js import it; esm/node.js adds the Redis store).
+cp -r js/src/store "$out/esm/store"
 # One bundle per module format, the .wasm inlined as base64 (decoded by inline.js): esm/browser.js
 # for browsers, bundlers, Deno, Bun and edge runtimes; cjs/index.cjs (its base64 in
 # cjs/wasm-base64.js, required) for require() and, through esm/node.js, for import in Node.

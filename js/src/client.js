@@ -5,6 +5,8 @@ import { fetchSender, runTask, useWire, wirePairs } from "./task.js";
 import { requestOptionsProblem, toAbortSignal, unknownFieldProblem } from "./options.js";
 import { refuseBrowserUnlessAllowed } from "./browser-guard.js";
 import { PoolEvents } from "./events.js";
+import { resolveStore } from "./store/index.js";
+import { SharedState } from "./store/sync.js";
 
 let WasmPool;
 // wasm-bindgen's `__wbg_reset_state`: replaces the wasm instance by a fresh one of the same
@@ -310,6 +312,7 @@ export class PoolSwitchClient {
   #saved; // state exported just before a reset, imported into the rebuilt pool
   #events;
   #listening = false;
+  #shared = null;
   #authParam;
   #maxWaitMs;
   #requestTimeoutMs;
@@ -318,7 +321,9 @@ export class PoolSwitchClient {
   constructor(options) {
     if (!WasmPool) throw new Error("poolswitch-wasm: the wasm module is not loaded (import the package entry point)");
     if (!options || typeof options !== "object" || Array.isArray(options)) throw invalidConfig("config", "must be an object");
-    const { fetch, onEvent, logger, logLevel, dangerouslyAllowBrowser, ...config } = options;
+    // `store_options`: the spelling of a proxy config file.
+    const { fetch, onEvent, logger, logLevel, dangerouslyAllowBrowser, store, namespace, storeOptions: camel, store_options: snake, ...config } = options;
+    const storeOptions = camel ?? snake;
     const makeError = (message, fields) => new PoolSwitchError(message, fields);
     refuseBrowserUnlessAllowed(dangerouslyAllowBrowser, makeError);
     this.#send = fetchSender(resolveFetch(fetch));
@@ -336,8 +341,26 @@ export class PoolSwitchClient {
     }
     this.#pool = this.#build();
     this.#generation = generation;
-    // Events cross from wasm only once someone listens (they cost an object per event).
-    if (onEvent || logLevel === "debug") this.#listen();
+    let adapter;
+    try {
+      adapter = resolveStore(store, namespace, storeOptions);
+    } catch (e) {
+      if (!e || typeof e.field !== "string") throw e;
+      throw invalidConfig(e.field, e.problem);
+    }
+    if (adapter) {
+      // The pool as the store's exchange sees it: always the live one (rebuilt after a trap).
+      const pool = {
+        exportState: () => this.#live().exportState(),
+        importState: (s) => this.#live().importState(s),
+        mergeState: (s) => this.#live().mergeState(s),
+      };
+      this.#shared = new SharedState(pool, adapter, namespace ?? "default", storeOptions, storeWarning, (e) => this.#events.emit(e));
+      this.#shared.start();
+    }
+    // Events cross from wasm only once someone listens (they cost an object per event); a
+    // shared store listens for the rests it must send at once.
+    if (adapter || onEvent || logLevel === "debug") this.#listen();
     // Without WeakRef (some embedders), a reset rebuilds other clients from their config alone.
     if (typeof WeakRef === "function") PoolSwitchClient.#register(this);
     // `fetch` is bound so it can be handed over as it is: new OpenAI({ fetch: client.fetch }).
@@ -364,7 +387,7 @@ export class PoolSwitchClient {
       } catch {}
       this.#saved = undefined;
     }
-    if (this.#listening) pool.setListener((event) => this.#events.emit(event));
+    if (this.#listening) pool.setListener(this.#onPoolEvent);
     return pool;
   }
 
@@ -617,10 +640,15 @@ export class PoolSwitchClient {
     return new Response(body, { status: e.retryAt !== undefined ? 429 : 503, headers });
   }
 
+  #onPoolEvent = (event) => {
+    if (this.#shared) this.#shared.onPoolEvent(event);
+    this.#events.emit(event);
+  };
+
   #listen() {
     if (this.#listening) return;
     this.#listening = true;
-    this.#live().setListener((event) => this.#events.emit(event));
+    this.#live().setListener(this.#onPoolEvent);
   }
 
   /** Listens to one event type (`"*"` for all, `"error"` for listener failures). */
@@ -640,9 +668,25 @@ export class PoolSwitchClient {
     this.#events.off(type, listener);
   }
 
-  /** Per-key and pool status. Never includes key values. */
+  /** Per-key and pool status, and the store's (`store`). Never includes key values. */
   status() {
-    return this.#call((pool) => pool.status());
+    const status = this.#call((pool) => pool.status());
+    status.store = this.#shared ? this.#shared.status() : { kind: "memory", healthy: true, lastSyncAt: null };
+    return status;
+  }
+
+  /** Sends this instance's work to the shared store now (a Worker hands this to `waitUntil`). */
+  async flush() {
+    if (this.#shared) await this.#shared.flush();
+  }
+
+  /** Sends what is left to the store (bounded wait) and releases its connections. */
+  async close() {
+    if (this.#shared) await this.#shared.close();
+  }
+
+  async [Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose")]() {
+    await this.close();
   }
 
   /** Adds a key (string or `{ id, value, monthlyQuota?, weight?, metadata? }`); returns its id. */
@@ -668,6 +712,7 @@ export class PoolSwitchClient {
   enableKey(id) {
     this.#call((pool) => pool.setKeyEnabled(String(id), true));
     this.#changes.push(["enable", String(id), true]);
+    if (this.#shared) this.#shared.noteReset(String(id));
   }
 
   /** Takes a key out of rotation. */
@@ -705,4 +750,11 @@ export class PoolSwitchClient {
 // The core would read an array as an empty snapshot.
 function refuseArray(snapshot) {
   if (Array.isArray(snapshot)) throw invalidConfig("snapshot", "expected an object, got an array");
+}
+
+// Once per outage, through the host's warning channel.
+function storeWarning(message) {
+  const p = globalThis.process;
+  if (p && typeof p.emitWarning === "function") p.emitWarning(message, "PoolSwitchStoreWarning");
+  else console.warn(message);
 }

@@ -21,3 +21,6 @@ initSync({ module: decode(wasmBase64) });
 useWasm({ WasmPool, __wbg_reset_state });
 
 export { PoolSwitchClient, PoolSwitchError } from "./client.js";
+export { MemoryStore } from "./store/memory.js";
+// For the Node entry, which registers the Redis store (see node.js).
+export { useRedis } from "./store/index.js";

@@ -7,3 +7,4 @@ initSync({ module: wasmModule });
 useWasm({ WasmPool, __wbg_reset_state });
 
 export { PoolSwitchClient, PoolSwitchError } from "./client.js";
+export { MemoryStore } from "./store/memory.js";
