@@ -38,7 +38,7 @@ enum Part {
 }
 
 /// Every field. The pool's part must list exactly `PoolConfig`'s fields (a test checks it).
-const FIELDS: [(&str, Kind, Part); 24] = [
+const FIELDS: [(&str, Kind, Part); 26] = [
     ("upstream_base_url", Kind::Text, Part::Pool),
     ("keys", Kind::Keys, Part::Pool),
     ("strategy", Kind::Text, Part::Pool),
@@ -63,6 +63,9 @@ const FIELDS: [(&str, Kind, Part); 24] = [
     ("body_limit_bytes", Kind::Whole, Part::Gateway),
     ("drain_timeout_ms", Kind::Whole, Part::Gateway),
     ("state_file", Kind::Text, Part::Gateway),
+    // The Node gateway's shared key state (its client's `store` and `namespace`).
+    ("store", Kind::Text, Part::Gateway),
+    ("namespace", Kind::Text, Part::Gateway),
 ];
 
 const ENV_PREFIX: &str = "POOLSWITCH_";
@@ -147,6 +150,10 @@ pub struct ProxySettings {
     pub drain_timeout_ms: u64,
     /// The WASI gateway's key-state file (its instances live one request each).
     pub state_file: Option<String>,
+    /// The Node gateway's shared store: `memory`, or a `redis://` / `rediss://` URL.
+    pub store: Option<String>,
+    /// The pool's name in the store.
+    pub namespace: Option<String>,
 }
 
 impl std::fmt::Debug for ProxySettings {
@@ -160,6 +167,9 @@ impl std::fmt::Debug for ProxySettings {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("drain_timeout_ms", &self.drain_timeout_ms)
             .field("state_file", &self.state_file)
+            // A Redis URL may hold a password.
+            .field("store", &self.store.as_ref().map(|s| if s == "memory" { "memory" } else { "<redis url>" }))
+            .field("namespace", &self.namespace)
             .finish()
     }
 }
@@ -298,6 +308,19 @@ fn settings(fields: &Map<String, Value>, listen: Listen) -> Result<ProxySettings
     }
     let drain_timeout_ms = whole(fields, "drain_timeout_ms", DEFAULT_DRAIN_MS, MAX_DRAIN_MS)?;
     let state_file = text(fields, "state_file")?.filter(|s| !s.is_empty()).map(str::to_owned);
+    let store = text(fields, "store")?.filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(s) = &store {
+        let url = s.starts_with("redis://") || s.starts_with("rediss://");
+        if !(s == "memory" || url) || s.len() > 2048 || s.chars().any(char::is_control) {
+            return Err(ConfigError::new("store", "must be `memory` or a redis:// or rediss:// URL"));
+        }
+    }
+    let namespace = text(fields, "namespace")?.filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(n) = &namespace {
+        if n.len() > 100 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)) {
+            return Err(ConfigError::new("namespace", "must be 1 to 100 letters, digits or _ . : -"));
+        }
+    }
     let exposed = match listen {
         Listen::Configured => !is_loopback(&host),
         Listen::Unknown => true,
@@ -312,7 +335,18 @@ fn settings(fields: &Map<String, Value>, listen: Listen) -> Result<ProxySettings
             format!("is required: {where_}; set one, or set allow_unauthenticated: true to serve without"),
         ));
     }
-    Ok(ProxySettings { host, port, gateway_token: token, allow_unauthenticated, log_level, body_limit_bytes, drain_timeout_ms, state_file })
+    Ok(ProxySettings {
+        host,
+        port,
+        gateway_token: token,
+        allow_unauthenticated,
+        log_level,
+        body_limit_bytes,
+        drain_timeout_ms,
+        state_file,
+        store,
+        namespace,
+    })
 }
 
 impl ProxyConfig {
