@@ -8,3 +8,4 @@ useWasm({ WasmPool, __wbg_reset_state });
 
 export { PoolSwitchClient, PoolSwitchError } from "./client.js";
 export { MemoryStore } from "./store/memory.js";
+export { durableObjectStore, PoolStateObject } from "./store/durable-object.js";

@@ -40,6 +40,7 @@ export function monthView(record, month) {
 export function applyBatch(space, batch) {
   if (!batch || typeof batch.from !== "string" || !Array.isArray(batch.keys)) return [];
   if ((space.applied.get(batch.from) ?? 0) >= batch.seq) return [];
+  space.applied.delete(batch.from); // re-inserted last: the map stays in order of last use
   space.applied.set(batch.from, batch.seq);
   const out = [];
   for (const delta of batch.keys) {

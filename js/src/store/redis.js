@@ -2,7 +2,7 @@
 // configured). Per namespace `ns`:
 //   ps:{ns}:key:<id>         hash: counters (HINCRBY), rests, limits, times, `v` (batches applied)
 //   ps:{ns}:month:<yyyymm>   hash: <id> → successes that month (monthlyQuota survives restarts)
-//   ps:{ns}:applied          hash: <instance> → last batch number applied (a resent batch is skipped)
+//   ps:{ns}:applied:<inst>   the last batch number applied from one instance (a resent batch is skipped)
 //   ps:{ns}:events           channel: every applied batch, for the other instances
 // `{ns}` is a hash tag, so a namespace lives in one Redis Cluster slot. Everything expires
 // after `ttlSeconds` without writes; month hashes live about two months.
@@ -15,7 +15,7 @@ const STATE = ["cooldownUntil", "cooldownReason", "invalid", "remainingRequests"
 const NUMERIC = new Set(["v", "month", "monthSuccesses", ...COUNTERS, "cooldownUntil", "remainingRequests", "requestsResetAt", "remainingTokens", "tokensResetAt", "limitsObservedAt", "lastUsedAt"]);
 const MONTH_TTL_SECONDS = 62 * 86_400;
 
-// Applies one batch atomically: KEYS = applied, then (key hash, month hash) per key;
+// Applies one batch atomically: KEYS = the sender's applied number, then (key hash, month hash) per key;
 // ARGV = from, seq, ttl, channel, month ttl, then FIELDS per key. Publishes and returns
 // the applied entries as JSON ({ from, keys: [{ id, v, d, s, reset }] }).
 const APPLY = `
@@ -24,10 +24,9 @@ local N = ${FIELDS.length}
 local counters = {${COUNTERS.map((c) => `'${c}'`).join(",")}}
 local state = {${STATE.map((c) => `'${c}'`).join(",")}}
 local function num(s) if s == nil or s == false or s == '' then return nil end return tonumber(s) end
-local last = tonumber(redis.call('HGET', KEYS[1], from) or '0')
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if seq <= last then return cjson.encode({from = from, dup = true}) end
-redis.call('HSET', KEYS[1], from, ARGV[2])
-redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ttl)
 local out = {}
 for i = 0, (#ARGV - 5) / N - 1 do
   local a = 5 + i * N
@@ -176,7 +175,7 @@ class RedisStore {
   }
 
   async apply(ns, batch) {
-    const keys = [`ps:{${ns}}:applied`];
+    const keys = [`ps:{${ns}}:applied:${batch.from}`];
     const args = [batch.from, String(batch.seq), String(this.#ttl), `ps:{${ns}}:events`, String(MONTH_TTL_SECONDS)];
     for (const k of batch.keys) {
       keys.push(`ps:{${ns}}:key:${k.id}`, `ps:{${ns}}:month:${k.month ?? batch.month}`);

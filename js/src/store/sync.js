@@ -98,8 +98,12 @@ export class SharedState {
   }
 
   /** Subscribes and loads the shared state, in the background. */
+  get #subscribes() {
+    return typeof this.#adapter.subscribe === "function";
+  }
+
   start() {
-    const subscribed = typeof this.#adapter.subscribe === "function"
+    const subscribed = this.#subscribes
       ? Promise.resolve()
           .then(() => this.#adapter.subscribe(this.#namespace, (m) => this.#onMessage(m), (up) => this.#onConnection(up)))
           .catch((e) => this.#fail(e))
@@ -146,7 +150,8 @@ export class SharedState {
   /** Sends the work done since the last exchange (and a resync if one is due). */
   flush() {
     return this.#enqueue(async () => {
-      if (this.#needsResync) await this.#resync();
+      // Without a subscription, every exchange also loads the others' work.
+      if (this.#needsResync || !this.#subscribes) await this.#resync();
       else await this.#send();
     });
   }
@@ -168,7 +173,6 @@ export class SharedState {
     // The acknowledgement carries the records as stored now: take their rests and limits
     // (others' counters arrive by subscription, or by a load when there is none).
     this.#absorb(applied, true);
-    if (typeof this.#adapter.subscribe !== "function") this.#needsResync = true;
   }
 
   /** The work since the last exchange as one batch, or null when there is none. */
