@@ -102,7 +102,7 @@ export interface PoolSwitchOptions {
 }
 
 export interface StoreOptions {
-  /** Longest this instance's counters wait before going to the store. Default 50. A rest or quarantine goes at once. */
+  /** Longest this instance's counters wait before going to the store. Default 250. A rest or quarantine goes at once. */
   flushIntervalMs?: number;
   /** A store call slower than this counts as a failure (the work stays local). Default 2000. */
   timeoutMs?: number;

@@ -151,16 +151,20 @@ class RedisStore {
         const sub = command.duplicate({ disableOfflineQueue: false });
         // Errors are reported through the calls that fail; an unheard 'error' event would end the process.
         command.on("error", () => {});
-        command.connect().catch(() => {});
-        return { command, sub };
+        // Calls made before the first connection wait for it (each caller bounds its wait).
+        const first = command.connect().then(
+          () => true,
+          () => false,
+        );
+        return { command, sub, first };
       });
     }
     return this.#clients;
   }
 
   async #eval(script, keys, args) {
-    const { command } = await this.#open();
-    if (!command.isReady) throw new Error("not connected");
+    const { command, first } = await this.#open();
+    if (!command.isReady && !(await first && command.isReady)) throw new Error("not connected");
     let sha = this.#sha.get(script);
     if (sha) {
       try {

@@ -9,7 +9,7 @@
 
 import { COUNTERS, utcMonth, stateOf } from "./record.js";
 
-const DEFAULTS = { flushIntervalMs: 50, timeoutMs: 2000, retryMs: 250, closeTimeoutMs: 2000 };
+const DEFAULTS = { flushIntervalMs: 250, timeoutMs: 2000, retryMs: 250, closeTimeoutMs: 2000 };
 const MAX_SEEN = 4096;
 
 function randomId() {
