@@ -3,7 +3,7 @@
 // process) logs every call with the key it came on.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { fork, spawn } from "node:child_process";
+import { fork, spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { createClient } from "@redis/client";
 import { startMock, ROOT } from "../js/mock.js";
@@ -240,4 +240,15 @@ test("Redis killed mid-run: no request lost, status unhealthy, one warning, then
   const expected = await converged(instances, p);
   assert.equal(Object.values(expected).reduce((a, b) => a + b, 0), 120, "nothing lost or counted twice across the outage");
   await Promise.all(instances.filter((i) => i.name === "embedded").map((i) => i.close()));
+});
+
+test("close() right after construction, or with Redis unreachable, lets the process exit", { skip: skip || false }, () => {
+  for (const url of [redis.url, "redis://127.0.0.1:1"]) {
+    const script = `import { PoolSwitchClient } from ${JSON.stringify(join(ROOT, "pkg/esm/node.js"))};
+      const c = new PoolSwitchClient({ upstreamBaseUrl: "http://127.0.0.1:9", keys: ["sk-x"], store: ${JSON.stringify(url)} });
+      await c.close();`;
+    // The deadline only bounds a hang; exiting by itself is the assertion.
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000, encoding: "utf8" });
+    assert.equal(r.status, 0, `exited by itself (${url}): ${r.signal ?? ""} ${r.stderr}`);
+  }
 });

@@ -129,6 +129,7 @@ class RedisStore {
   #clients = null;
   #sha = new Map();
   #closed = false;
+  #subConnecting = null;
 
   constructor(url, ttlSeconds, connectTimeoutMs) {
     this.#url = url;
@@ -140,6 +141,7 @@ class RedisStore {
   // queued while disconnected (the caller keeps its work and resends), and reconnection is
   // retried forever with a capped backoff.
   #open() {
+    if (this.#closed) return Promise.reject(new Error("the store is closed"));
     if (!this.#clients) {
       this.#clients = import("@redis/client").then(({ createClient }) => {
         const options = {
@@ -197,10 +199,12 @@ class RedisStore {
   async subscribe(ns, onMessage, onConnection) {
     const { sub } = await this.#open();
     let subscribed = false;
-    sub.on("error", () => onConnection(false));
+    sub.on("error", () => !this.#closed && onConnection(false));
     // After a reconnect the client has re-subscribed before it is 'ready'.
-    sub.on("ready", () => subscribed && onConnection(true));
-    await sub.connect();
+    sub.on("ready", () => subscribed && !this.#closed && onConnection(true));
+    if (this.#closed) return;
+    this.#subConnecting = sub.connect();
+    await this.#subConnecting;
     await sub.subscribe(`ps:{${ns}}:events`, (json) => {
       try {
         onMessage(entries(json));
@@ -210,15 +214,22 @@ class RedisStore {
   }
 
   async close() {
-    if (this.#closed || !this.#clients) return;
+    if (this.#closed) return;
     this.#closed = true;
-    const { command, sub } = await this.#clients;
+    if (!this.#clients) return;
+    const { command, sub, first } = await this.#clients;
+    // A connection being set up is let finish (bounded), then closed: destroying one mid-setup
+    // can leave its socket open and the process running.
+    let timer;
+    const bound = new Promise((r) => (timer = setTimeout(r, this.#connectTimeoutMs)));
+    await Promise.race([Promise.all([first, this.#subConnecting?.catch(() => {})]), bound]);
+    clearTimeout(timer);
     for (const c of [sub, command]) {
       try {
-        if (c.isOpen) await c.close();
-        else c.destroy();
+        if (c.isReady) await c.close();
+        else if (c.isOpen) c.destroy();
       } catch {
-        c.destroy();
+        if (c.isOpen) c.destroy();
       }
     }
   }

@@ -326,6 +326,7 @@ export class SharedState {
   }
 
   #fail(e) {
+    if (this.#closed) return;
     this.#counts.failures++;
     this.#lastError = e && e.message ? String(e.message) : String(e);
     this.#needsResync = true;
