@@ -82,3 +82,23 @@ export function applyDelta(record, delta) {
   record.v += 1;
   return { id: record.id, v: record.v, d, s: stateOf(record), reset: delta.reset === true || undefined };
 }
+
+const TIMES = ["cooldownUntil", "remainingRequests", "requestsResetAt", "remainingTokens", "tokensResetAt", "limitsObservedAt", "lastUsedAt"];
+const whole = (v) => (Number.isSafeInteger(v) && v >= 0 ? v : null);
+
+/**
+ * A snapshot key from what a store returned (outside input): whole non-negative numbers,
+ * strings and booleans where the core expects them, anything else dropped, so one bad value
+ * cannot make the pool refuse the whole merge.
+ */
+export function cleanKey(k) {
+  const out = { id: String(k.id) };
+  for (const c of COUNTERS) out[c] = whole(k[c]) ?? 0;
+  for (const f of TIMES) out[f] = whole(k[f]);
+  out.month = whole(k.month);
+  out.monthSuccesses = whole(k.monthSuccesses) ?? 0;
+  out.invalid = k.invalid === true;
+  out.cooldownReason = typeof k.cooldownReason === "string" ? k.cooldownReason : null;
+  out.lastError = typeof k.lastError === "string" ? k.lastError.slice(0, 500) : null;
+  return out;
+}

@@ -7,7 +7,7 @@
 // A batch is retried with the same sequence number until the store acknowledges it, and the
 // store skips a number it has seen, so a lost reply never counts work twice.
 
-import { COUNTERS, utcMonth, stateOf } from "./record.js";
+import { COUNTERS, cleanKey, utcMonth, stateOf } from "./record.js";
 
 const DEFAULTS = { flushIntervalMs: 250, timeoutMs: 2000, retryMs: 250, closeTimeoutMs: 2000 };
 const MAX_SEEN = 4096;
@@ -227,15 +227,13 @@ export class SharedState {
       if (!known) continue; // not a key of this pool
       const fresh = !this.#seen.has(e.id, e.v);
       this.#seen.add(e.id, e.v);
-      const key = { id: e.id, ...e.s };
       if (own || !fresh) {
-        keys.push(key);
+        keys.push(cleanKey({ id: e.id, ...e.s }));
         continue;
       }
       if (e.reset) resets.push(e.id);
-      for (const c of COUNTERS) key[c] = e.d[c] || 0;
-      key.month = e.d.month ?? null;
-      key.monthSuccesses = e.d.monthSuccesses || 0;
+      const d = e.d && typeof e.d === "object" ? e.d : {};
+      const key = cleanKey({ ...d, ...e.s, id: e.id, month: d.month, monthSuccesses: d.monthSuccesses });
       keys.push(key);
       // Others' work is not this instance's to send: it joins the base as well.
       const base = { ...known };
@@ -271,8 +269,9 @@ export class SharedState {
       const stored = new Map((Array.isArray(records) ? records : []).map((r) => [r.id, r]));
       const keys = [];
       for (const k of this.#pool.exportState().keys) {
-        const r = stored.get(k.id);
+        const r = stored.has(k.id) ? cleanKey(stored.get(k.id)) : null;
         if (!r) continue;
+        r.v = Number.isSafeInteger(stored.get(k.id).v) ? stored.get(k.id).v : 0;
         const b = this.#base.get(k.id);
         const key = { ...k };
         for (const c of COUNTERS) key[c] = (r[c] || 0) + Math.max(0, k[c] - (b ? b[c] : 0));
