@@ -131,6 +131,7 @@ test("bad store settings are refused by name", () => {
     [{ store: "memory", namespace: "a b" }, "namespace"],
     [{ store: "memory", storeOptions: { flushMs: 1 } }, "storeOptions.flushMs"],
     [{ store: "memory", storeOptions: { timeoutMs: -1 } }, "storeOptions.timeoutMs"],
+    [{ store: "memory", store_options: { flushMs: 1 } }, "storeOptions.flushMs"], // a proxy config file's spelling
   ]) {
     assert.throws(() => new PoolSwitchClient({ upstreamBaseUrl: "https://example.com", keys: p.keys, ...extra }), (e) => e instanceof PoolSwitchError && e.kind === "invalid_config" && e.field === field);
   }
