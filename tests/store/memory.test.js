@@ -137,3 +137,41 @@ test("bad store settings are refused by name", () => {
   }
   assert.equal(new PoolSwitchClient({ upstreamBaseUrl: "https://example.com", keys: ["sk-x"] }).status().store.kind, "memory");
 });
+
+test("after the store loses its data, the clients still hear each other", async () => {
+  const p = await pool({ a: {}, b: {}, c: { script: [...Array(12).fill("ok"), "invalid"] } });
+  // A store whose data can be wiped, as a Redis without persistence restarting.
+  const store = {
+    kind: "memory",
+    inner: new MemoryStore(),
+    subscribers: [],
+    apply: (ns, batch) => store.inner.apply(ns, batch),
+    load: (ns, ids, month) => store.inner.load(ns, ids, month),
+    async subscribe(ns, onMessage, onConnection) {
+      store.subscribers.push({ ns, onMessage, onConnection });
+      await store.inner.subscribe(ns, onMessage);
+    },
+    async wipe() {
+      store.inner = new MemoryStore();
+      for (const s of store.subscribers) await store.inner.subscribe(s.ns, s.onMessage);
+      for (const s of store.subscribers) s.onConnection(true);
+    },
+  };
+  const [one, two] = [client(p, store), client(p, store)];
+  try {
+    await until(() => one.status().store.healthy && two.status().store.healthy, "both synced");
+    for (let i = 0; i < 6; i++) await Promise.all([one.get("/v1/models"), two.get("/v1/models")]);
+    await converged([one, two], p);
+    await store.wipe();
+    await until(() => one.status().store.resyncs >= 2 && two.status().store.resyncs >= 2, "both resynced");
+    // Versions start again in the wiped store; each client must still add the other's new work
+    // (both held the same totals before, so they agree again after).
+    for (let i = 0; i < 6; i++) await Promise.all([one.get("/v1/models"), two.get("/v1/models")]);
+    await converged([one, two], p);
+    // And a rest still travels: key c goes invalid on one of them.
+    while (state(one, "c") !== "invalid" && state(two, "c") !== "invalid") await one.get("/v1/models");
+    await until(() => state(one, "c") === "invalid" && state(two, "c") === "invalid", "both to see c invalid");
+  } finally {
+    await Promise.all([one.close(), two.close()]);
+  }
+});

@@ -270,7 +270,11 @@ export class SharedState {
       const keys = [];
       for (const k of this.#pool.exportState().keys) {
         const r = stored.has(k.id) ? cleanKey(stored.get(k.id)) : null;
-        if (!r) continue;
+        if (!r) {
+          // Not stored (new, expired or a wiped store): its versions start again from 1.
+          this.#seen.reset(k.id, 0);
+          continue;
+        }
         r.v = Number.isSafeInteger(stored.get(k.id).v) ? stored.get(k.id).v : 0;
         const b = this.#base.get(k.id);
         const key = { ...k };
