@@ -84,9 +84,12 @@ export class SharedState {
   #warn;
   #notify;
 
+  #resets = new Set(); // keys re-enabled here, whose rests the next batch clears everywhere
+  #waiting = null; // a flush queued and not started yet (later calls join it)
+
   /**
-   * `pool`: the WasmPool. `adapter`: a store (see adapter.js). `warn(message)`: called once
-   * per outage. `notify(event)`: store events for the client's `onEvent`.
+   * `pool`: the WasmPool. `adapter`: a store (the StoreAdapter interface of index.d.ts).
+   * `warn(message)`: called once per outage. `notify(event)`: store events for `onEvent`.
    */
   constructor(pool, adapter, namespace, opts = {}, warn = () => {}, notify = () => {}) {
     this.#pool = pool;
@@ -97,11 +100,11 @@ export class SharedState {
     this.#notify = notify;
   }
 
-  /** Subscribes and loads the shared state, in the background. */
   get #subscribes() {
     return typeof this.#adapter.subscribe === "function";
   }
 
+  /** Subscribes and loads the shared state, in the background. */
   start() {
     const subscribed = this.#subscribes
       ? Promise.resolve()
@@ -140,7 +143,6 @@ export class SharedState {
     this.#resets.add(id);
     this.noteUrgent();
   }
-  #resets = new Set();
 
   #tick() {
     this.#timer = null;
@@ -149,11 +151,16 @@ export class SharedState {
 
   /** Sends the work done since the last exchange (and a resync if one is due). */
   flush() {
-    return this.#enqueue(async () => {
+    // One queued flush at most: it sends everything done up to when it starts.
+    if (this.#waiting) return this.#waiting;
+    const run = this.#enqueue(async () => {
+      this.#waiting = null;
       // Without a subscription, every exchange also loads the others' work.
       if (this.#needsResync || !this.#subscribes) await this.#resync();
       else await this.#send();
     });
+    this.#waiting = run;
+    return run;
   }
 
   #enqueue(step) {
