@@ -14,6 +14,7 @@ const FIELDS = ["id", "month", ...COUNTERS, "monthSuccesses", "cooldownUntil", "
 const STATE = ["cooldownUntil", "cooldownReason", "invalid", "remainingRequests", "requestsResetAt", "remainingTokens", "tokensResetAt", "limitsObservedAt", "lastUsedAt", "lastError"];
 const NUMERIC = new Set(["v", "month", "monthSuccesses", ...COUNTERS, "cooldownUntil", "remainingRequests", "requestsResetAt", "remainingTokens", "tokensResetAt", "limitsObservedAt", "lastUsedAt"]);
 const MONTH_TTL_SECONDS = 62 * 86_400;
+const REDIS_CLIENT = ["@redis", "client"];
 
 // Applies one batch atomically: KEYS = the sender's applied number, then (key hash, month hash) per key;
 // ARGV = from, seq, ttl, channel, month ttl, then FIELDS per key. Publishes and returns
@@ -143,7 +144,9 @@ class RedisStore {
   #open() {
     if (this.#closed) return Promise.reject(new Error("the store is closed"));
     if (!this.#clients) {
-      this.#clients = import("@redis/client").then(({ createClient }) => {
+      // Not a literal specifier: a bundler building an app that does not use Redis must not try
+      // to resolve it. An app that does keeps @redis/client in node_modules, loaded at run time.
+      this.#clients = import(REDIS_CLIENT.join("/")).then(({ createClient }) => {
         const options = {
           url: this.#url,
           disableOfflineQueue: true,
