@@ -146,7 +146,8 @@ fn merged_limits_take_the_newest_report() {
     };
     c.merge_state(&PoolSnapshot { keys: vec![older.clone()] });
     assert_eq!(key_status(&c.status(), "a").estimated_remaining_quota, Some(3));
-    let newer = KeySnapshot { remaining_requests: Some(50), limits_observed_at: Some(START_MS + 1), ..older };
+    time.advance(10);
+    let newer = KeySnapshot { remaining_requests: Some(50), limits_observed_at: Some(START_MS + 10), ..older };
     c.merge_state(&PoolSnapshot { keys: vec![newer] });
     assert_eq!(key_status(&c.status(), "a").estimated_remaining_quota, Some(50));
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::classify::Outcome;
 use super::error::ConfigError;
 use super::limits::{clamp_at, MAX_COUNT};
-use super::pool::{Counters, KeySlot, Pool};
+use super::pool::{utc_month, Counters, KeySlot, Pool};
 
 /// One key's shareable state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +96,10 @@ impl KeySnapshot {
             // A last use is never later than now.
             last_used_at: self.last_used_at.map(|t| t.min(now)),
             last_error: self.last_error.as_deref().map(|e| cut(e, MAX_LAST_ERROR_LEN)),
+            // A report is never later than now; a month never later than now's.
+            limits_observed_at: self.limits_observed_at.map(|t| t.min(now)),
+            month: self.month.map(|m| m.min(utc_month(now))),
+            month_successes: n(self.month_successes),
         }
     }
 
@@ -121,7 +125,7 @@ impl KeySnapshot {
             last_error: k.last_error.clone(),
             limits_observed_at: k.limits_observed_at,
             month: (k.month != 0).then_some(k.month),
-            month_successes: k.month_successes,
+            month_successes: n(k.month_successes),
         }
     }
 
