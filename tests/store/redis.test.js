@@ -140,7 +140,7 @@ async function proxy(p) {
       }));
       return out;
     },
-    status: async () => (await fetch(`${url}/status`)).json(),
+    status: async () => (await fetch(`${url}/poolswitch/status`)).json(),
   };
 }
 

@@ -37,7 +37,7 @@ before(async () => {
   await mockControl(mock.url).setKeys({ "sk-ws-a-secret": { id: "ws-a" }, "sk-ws-b-secret": { id: "ws-b" } });
   const port = await freePort();
   stateDir = mkdtempSync(join(tmpdir(), "poolswitch-wasi-state-"));
-  const env = { POOLSWITCH_STATE_FILE: "/state/pool.json", POOLSWITCH_UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: "sk-ws-a-secret,sk-ws-b-secret", POOLSWITCH_STRATEGY: "round_robin" };
+  const env = { POOLSWITCH_STATE_FILE: "/state/pool.json", POOLSWITCH_UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: "sk-ws-a-secret,sk-ws-b-secret", POOLSWITCH_STRATEGY: "round_robin", POOLSWITCH_ALLOW_UNAUTHENTICATED: "true" };
   const args = ["serve", "--addr", `127.0.0.1:${port}`, "-S", "cli=y", "--dir", `${stateDir}::/state`];
   for (const [k, v] of Object.entries(env)) args.push("--env", `${k}=${v}`);
   child = spawn("wasmtime", [...args, GATEWAY], { stdio: ["ignore", "pipe", "pipe"] });
