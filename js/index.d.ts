@@ -29,7 +29,7 @@ export interface KeyObject {
   id?: string;
   /** The secret. Never shown in status, events, errors or logs. */
   value: string;
-  /** Requests per month, if known: feeds `estimatedRemainingQuota` and `quota_failover`. */
+  /** Requests per calendar month (UTC), if known: this month's successes are counted against it for `estimatedRemainingQuota` and `quota_failover` (in the store, when one is shared). */
   monthlyQuota?: number;
   /** Share under the `weighted` strategy (default 1). */
   weight?: number;
@@ -99,6 +99,102 @@ export interface PoolSwitchOptions {
    * the page. Set it only when that is intended (keys the user entered, a gateway token).
    */
   dangerouslyAllowBrowser?: boolean;
+  /**
+   * Where key state is shared between instances: `"memory"` (default: this client only), a
+   * `redis://` / `rediss://` URL (Node; Redis or Valkey), or a store object (`MemoryStore`,
+   * `durableObjectStore(env.POOL_STATE)` on Workers, or your own {@link StoreAdapter}).
+   */
+  store?: "memory" | `redis://${string}` | `rediss://${string}` | StoreAdapter;
+  /** Separates pools sharing one store: 1 to 100 of `A-Z a-z 0-9 _ . : -`. Default `default`. */
+  namespace?: string;
+  storeOptions?: StoreOptions;
+}
+
+export interface StoreOptions {
+  /** Longest this instance's counters wait before going to the store. Default 250. A rest or quarantine goes at once. */
+  flushIntervalMs?: number;
+  /** A store call slower than this counts as a failure (the work stays local). Default 2000. */
+  timeoutMs?: number;
+  /** Retry delay while the store is unreachable. Default 250. */
+  retryMs?: number;
+  /** How long `close()` waits for the last batch. Default 2000. */
+  closeTimeoutMs?: number;
+  /** Stored state expires after this long without writes. Default 35 days (Redis, Durable Object). */
+  ttlSeconds?: number;
+  /** Redis connect timeout. Default 2000. */
+  connectTimeoutMs?: number;
+}
+
+/** What one instance sends: its work per key since its last batch. */
+export interface StoreBatch {
+  /** The sending instance (random per client). */
+  from: string;
+  /** Increases per batch; a store must skip a batch whose number it has already applied from `from`. */
+  seq: number;
+  /** UTC month, yyyymm. */
+  month: number;
+  /** Counters as differences; rests, limits and times as now; `reset` after `enableKey`. */
+  keys: (KeySnapshot & { id: string; month: number | null; monthSuccesses: number; reset?: true })[];
+}
+
+/** One key's applied delta as stores return and publish it: version, counter delta, state after. */
+export interface StoreEntry {
+  id: string;
+  v: number;
+  d: Record<string, number | null>;
+  s: Record<string, number | string | boolean | null>;
+  reset?: true;
+}
+
+/**
+ * A shared store. `apply` applies a batch atomically with the merge rules (counters add, the
+ * later rest wins, the newest provider report wins, invalid sticks until a reset, this
+ * month's use adds) and returns the entries; `load` returns the stored records of `ids`
+ * (`{ id, v, month, monthSuccesses, ...counters and state }`). With `subscribe`, every applied
+ * batch (`{ from, keys: StoreEntry[] }`) reaches every instance; without it, every exchange
+ * loads the whole state again.
+ */
+export interface StoreAdapter {
+  kind: string;
+  apply(namespace: string, batch: StoreBatch): Promise<StoreEntry[]>;
+  load(namespace: string, ids: string[], month: number): Promise<Record<string, any>[]>;
+  subscribe?(namespace: string, onMessage: (message: { from: string; keys: StoreEntry[] }) => void, onConnection: (up: boolean) => void): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** An in-process store: clients given the same instance share one pool state. */
+export class MemoryStore implements StoreAdapter {
+  kind: "memory";
+  apply(namespace: string, batch: StoreBatch): Promise<StoreEntry[]>;
+  load(namespace: string, ids: string[], month: number): Promise<Record<string, any>[]>;
+  subscribe(namespace: string, onMessage: (message: { from: string; keys: StoreEntry[] }) => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Workers only (the `workerd` entry): a store over a Durable Object namespace binding. */
+export function durableObjectStore(binding: { idFromName(name: string): unknown; get(id: unknown): { fetch(input: string, init?: RequestInit): Promise<Response> } }, options?: { ttlSeconds?: number }): StoreAdapter;
+
+/** Workers only: the Durable Object class holding one namespace's state; export it from your Worker. */
+export class PoolStateObject {
+  constructor(state: unknown, env?: unknown);
+  fetch(request: Request): Promise<Response>;
+  alarm(): Promise<void>;
+}
+
+export interface StoreStatus {
+  kind: string;
+  /** False until the first sync, and while the store cannot be reached. */
+  healthy: boolean;
+  /** Epoch ms of the last exchange with the store; null before the first. */
+  lastSyncAt: number | null;
+  namespace?: string;
+  lastError?: string | null;
+  /** A batch was sent and not yet acknowledged. */
+  unsent?: boolean;
+  batches?: number;
+  messages?: number;
+  resyncs?: number;
+  failures?: number;
 }
 
 export interface RequestOptions {
@@ -160,6 +256,7 @@ export interface PoolStatus {
   failoverCount: number;
   healthyKeys: number;
   keys: KeyStatus[];
+  store: StoreStatus;
 }
 
 /** The request an event belongs to (absent on events no request caused). */
@@ -179,6 +276,8 @@ export type PoolEvent = EventContext &
     | { type: "recovered"; keyId: string }
     | { type: "retry"; attempt: number; reason: string; delayMs: number }
     | { type: "streamError"; keyId: string }
+    | { type: "storeUnhealthy"; kind: string; error: string }
+    | { type: "storeHealthy"; kind: string }
   );
 
 /** A listener threw: the error and the event it was handling. */
@@ -214,14 +313,19 @@ export interface KeySnapshot {
   tokensResetAt?: number | null;
   lastUsedAt?: number | null;
   lastError?: string | null;
+  /** When the provider last reported the remaining counts (epoch ms). */
+  limitsObservedAt?: number | null;
+  /** The UTC month (yyyymm) `monthSuccesses` counts. */
+  month?: number | null;
+  monthSuccesses?: number;
 }
 
 export interface PoolSnapshot {
   keys: KeySnapshot[];
 }
 
-/** `stream`: a 2xx body broke off while `request()` was reading it. */
-export type ErrorKind = "upstream" | "no_healthy_keys" | "network" | "timeout" | "invalid_config" | "invalid_request" | "unknown_key" | "stream";
+/** `stream`: a 2xx body broke off while `request()` was reading it. `internal`: the wasm module trapped (it is restarted for later calls). */
+export type ErrorKind = "upstream" | "no_healthy_keys" | "network" | "timeout" | "invalid_config" | "invalid_request" | "unknown_key" | "stream" | "internal";
 
 interface ErrorBase<K extends ErrorKind> extends Error {
   name: "PoolSwitchError";
@@ -324,4 +428,18 @@ export class PoolSwitchClient {
   exportState(): PoolSnapshot;
   importState(snapshot: PoolSnapshot): void;
   mergeState(snapshot: PoolSnapshot): void;
+  /** Sends this instance's work to the shared store now (on Workers: `ctx.waitUntil(client.flush())`). */
+  flush(): Promise<void>;
+  /** Sends what is left to the store (bounded wait) and releases its connections. */
+  close(): Promise<void>;
+  /** `await using client = new PoolSwitchClient(…)` calls `close()` (where `Symbol.asyncDispose` exists). */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+// `Symbol.asyncDispose` for projects whose `lib` predates it (the same declaration as TypeScript's
+// own esnext.disposable and @types/node, so they merge).
+declare global {
+  interface SymbolConstructor {
+    readonly asyncDispose: unique symbol;
+  }
 }

@@ -7,7 +7,9 @@
 //                     server_error | overloaded | bad_request | too_large | drop | hang | delay:ms | empty
 //                     | stall_error[:s] (a 429 with retry-after: s whose body starts and never ends)
 //   latencyMs: N      delay before every answer
-// Control (no auth): POST /__mock/keys {value: spec}, POST /__mock/reset, GET /__mock/calls.
+//   chaos: { seed, weights? }  answers drawn at random, reproducibly by seed (see CHAOS below)
+// Control (no auth): POST /__mock/keys {value: spec}, POST /__mock/reset, GET /__mock/calls,
+// GET /__mock/counts (calls per key id, for runs too long to keep the call log).
 // CLI: node mock-provider.js [--port N] [--keys JSON]  → prints "READY http://127.0.0.1:PORT".
 import http from "node:http";
 import { realpathSync } from "node:fs";
@@ -42,13 +44,54 @@ const ERRORS = {
   too_large: [429, { error: { message: "Request too large for gpt-4o-mini on tokens per min (TPM): Limit 10000, Requested 20000.", type: "tokens", code: "rate_limit_exceeded" } }],
 };
 
+// Chaos mode: what a key answers, drawn per call with these weights (a key's `chaos.weights`
+// replaces them). The stalls never end on their own: the client's timeouts must end them.
+export const CHAOS = {
+  ok: 50, // 200 (streamed when the request asks for a stream)
+  rate_limit: 10, // 429 with a short retry-after-ms
+  invalid: 1, // 401: the key is dead for the pool from then on
+  server_error: 6, // 500
+  overloaded: 4, // 529
+  reset: 6, // connection closed before any answer
+  stall_headers: 4, // no answer at all
+  stall_error_body: 4, // 500 headers, then the body stops mid-way
+  cut: 5, // 200 whose body breaks off mid-way
+};
+
+// mulberry32: small, seedable, good enough to pick answers.
+export function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function chaosPicker({ seed = 1, weights = CHAOS }, id) {
+  let h = seed >>> 0;
+  for (const c of id) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  const random = seededRandom(h);
+  const entries = Object.entries(weights).filter(([, w]) => w > 0);
+  const total = entries.reduce((sum, [, w]) => sum + w, 0);
+  return () => {
+    let r = random() * total;
+    for (const [kind, w] of entries) if ((r -= w) < 0) return kind === "rate_limit" ? `rate_limit:${20 + Math.floor(random() * 180)}` : kind;
+    return "ok";
+  };
+}
+
 /** Creates the provider; `await provider.listen()` resolves to its base URL. */
 export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
   let registry = new Map();
   let calls = [];
+  let counts = new Map();
   const setKeys = (specs) => {
     for (const [value, spec] of Object.entries(specs)) {
-      registry.set(value, { id: spec.id ?? value.slice(0, 8), quota: spec.quota, used: 0, script: [...(spec.script ?? [])], latencyMs: spec.latencyMs ?? 0 });
+      const id = spec.id ?? value.slice(0, 8);
+      registry.set(value, { id, quota: spec.quota, used: 0, script: [...(spec.script ?? [])], latencyMs: spec.latencyMs ?? 0, chaos: spec.chaos ? chaosPicker(spec.chaos, id) : undefined });
     }
   };
   setKeys(keys);
@@ -59,11 +102,25 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
     // `*` does not cover Authorization in a preflight: name what the browser asks for.
     if (req.headers["access-control-request-headers"]) res.setHeader("access-control-allow-headers", req.headers["access-control-request-headers"]);
     if (req.method === "OPTIONS") return res.writeHead(204).end();
+    // A call is logged as soon as its headers are in, so the log counts every request that
+    // reached the provider, even one whose client goes away before its body is read.
+    const value = url.pathname.startsWith("/__mock/") ? undefined : keyOf(req, url);
+    const key = value && registry.get(value);
+    const call = value === undefined ? undefined : { keyId: key ? key.id : null, method: req.method, path: url.pathname, at: Date.now(), outcome: "" };
+    if (call) {
+      calls.push(call);
+      counts.set(call.keyId, (counts.get(call.keyId) ?? 0) + 1);
+    }
     const chunks = [];
-    for await (const c of req) chunks.push(c);
+    try {
+      for await (const c of req) chunks.push(c);
+    } catch {
+      if (call) call.outcome = "client_gone";
+      return; // the client went away mid-body: nobody to answer
+    }
     const body = Buffer.concat(chunks).toString("utf8");
 
-    if (url.pathname.startsWith("/__mock/")) {
+    if (!call) {
       if (url.pathname === "/__mock/keys" && req.method === "POST") {
         setKeys(JSON.parse(body || "{}"));
         return json(res, 200, { keys: registry.size });
@@ -71,16 +128,14 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
       if (url.pathname === "/__mock/reset" && req.method === "POST") {
         registry = new Map();
         calls = [];
+        counts = new Map();
         return json(res, 200, { reset: true });
       }
       if (url.pathname === "/__mock/calls") return json(res, 200, calls);
+      if (url.pathname === "/__mock/counts") return json(res, 200, Object.fromEntries(counts));
       return json(res, 404, { error: "unknown control path" });
     }
 
-    const value = keyOf(req, url);
-    const key = value && registry.get(value);
-    const call = { keyId: key ? key.id : null, method: req.method, path: url.pathname, at: Date.now(), outcome: "" };
-    calls.push(call);
     if (!key) {
       call.outcome = "invalid";
       return json(res, ...ERRORS.invalid);
@@ -88,15 +143,21 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
     const wait = (key.latencyMs || latencyMs);
     if (wait) await new Promise((r) => setTimeout(r, wait));
 
-    let step = key.script.length ? key.script.shift() : "ok";
+    let step = key.script.length ? key.script.shift() : key.chaos ? key.chaos() : "ok";
     const [kind, arg] = step.split(":");
     call.outcome = kind;
     if (kind === "delay") await new Promise((r) => setTimeout(r, Number(arg)));
-    if (kind === "hang") {
+    if (kind === "hang" || kind === "stall_headers") {
       req.socket.on("close", () => (call.closed = true));
       return;
     }
-    if (kind === "drop") return req.socket.destroy();
+    if (kind === "drop" || kind === "reset") return req.socket.destroy();
+    if (kind === "stall_error_body") {
+      res.writeHead(500, { "content-type": "application/json" });
+      res.write('{"error": {"message": "The server had an err');
+      req.socket.on("close", () => (call.closed = true));
+      return;
+    }
     if (kind === "stall_error") {
       res.writeHead(429, { "content-type": "application/json", "retry-after": String(arg ?? 1) });
       res.write('{"error":{"message":"Rate limit reached');
@@ -123,6 +184,7 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
       headers["x-ratelimit-reset-requests"] = "30s";
     }
     call.outcome = "ok";
+    if (kind === "cut" && !isStreamRequest(body)) return cutAnswer(res, call);
     return answer(req, res, url, body, key, headers, call, kind);
   });
 
@@ -132,11 +194,31 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
     calls: () => calls,
     async listen(port = 0) {
       await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
-      server.keepAliveTimeout = 30_000;
+      // Idle kept-alive connections are never closed from this side: when a server closes one
+      // just as the client reuses it, the client's request fails (a race on every host's
+      // fetch). The client's own idle timeout closes them instead.
+      server.keepAliveTimeout = 0;
       return `http://127.0.0.1:${server.address().port}`;
     },
     close: () => new Promise((resolve) => { server.closeAllConnections?.(); server.close(resolve); }),
   };
+}
+
+function isStreamRequest(body) {
+  try {
+    return JSON.parse(body).stream === true;
+  } catch {
+    return false;
+  }
+}
+
+// A 200 of declared length whose connection closes half-way through the body.
+function cutAnswer(res, call) {
+  const text = JSON.stringify({ object: "list", data: [{ id: "mock-model", object: "model" }] });
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.write(text.slice(0, 10));
+  call.cut = true;
+  setImmediate(() => res.socket?.destroy());
 }
 
 // Starts a server-sent-event answer. `x-mock-chunk-delay-ms` spaces the events; the call log

@@ -8,7 +8,9 @@ out=pkg
 
 cargo build --locked --profile wasm-size --target wasm32-unknown-unknown
 rm -rf "$out" && mkdir -p "$out"/{wasm,esm,cjs,component}
-wasm-bindgen --target web --out-dir "$out/wasm" --out-name poolswitch --no-typescript \
+# --experimental-reset-state-function: `__wbg_reset_state`, with which the wrapper replaces an
+# instance that trapped (see js/src/client.js) and which makes objects of the old one refuse use.
+wasm-bindgen --target web --out-dir "$out/wasm" --out-name poolswitch --no-typescript --experimental-reset-state-function \
   target/wasm32-unknown-unknown/wasm-size/poolswitch.wasm
 # The features rustc enables by default for wasm32; wasm-opt must know them to keep them.
 npx --no-install wasm-opt -Oz \
@@ -22,8 +24,10 @@ grep -q "new URL('poolswitch_bg.wasm', import.meta.url)" "$glue"
 sed -i "s|new URL('poolswitch_bg.wasm', import.meta.url)|undefined; throw new Error('poolswitch-wasm: the wasm is instantiated by the entry point')|" "$glue"
 ! grep -q "import.meta" "$glue"
 
-cp js/src/client.js js/src/browser-guard.js js/src/events.js js/src/task.js js/src/workerd.js js/src/inline.js js/src/node-inline.js "$out/esm/"
+cp js/src/client.js js/src/options.js js/src/browser-guard.js js/src/events.js js/src/task.js js/src/workerd.js js/src/inline.js js/src/node-inline.js "$out/esm/"
 cp -r js/src/transport "$out/esm/transport"
+# The shared-store code (the client and workerd.js import it; esm/node.js adds the Redis store).
+cp -r js/src/store "$out/esm/store"
 # One bundle per module format, the .wasm inlined as base64 (decoded by inline.js): esm/browser.js
 # for browsers, bundlers, Deno, Bun and edge runtimes; cjs/index.cjs (its base64 in
 # cjs/wasm-base64.js, required) for require() and, through esm/node.js, for import in Node.

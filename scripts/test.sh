@@ -7,6 +7,10 @@ source scripts/setup.sh
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && apt-get install -y -qq chromium
 fi
+# A real redis-server for the shared-store tests, from Debian.
+if ! command -v redis-server >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq redis-server
+fi
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -28,8 +32,8 @@ cargo build --locked -p poolswitch-wasi-driver --target wasm32-wasip2 --release 
 step "npm package"
 ./scripts/build-pkg.sh
 
-step "hosts: Node, install from tarball, both proxy gateways, headless Chromium, workerd, jco, Wasmtime (CLI and its Python embedding)"
-node --test tests/js/ tests/proxy/ tests/browser/ tests/workerd/ tests/wasi/
+step "hosts: Node, install from tarball, both proxy gateways, headless Chromium, workerd, jco, Wasmtime (CLI and its Python embedding); shared stores (Redis, Durable Object, the WASI state file)"
+node --test tests/js/ tests/proxy/ tests/browser/ tests/workerd/ tests/wasi/ tests/store/
 
 step "packaging: npm pack, install into fresh projects, build with Vite/webpack/esbuild/bun, run in Chromium, Node, Bun, Deno, edge-runtime; publint, attw, tsc; CLI under npx"
 node --test tests/packaging/

@@ -232,6 +232,9 @@ fn snapshot() -> impl Strategy<Value = PoolSnapshot> {
             tokens_reset_at: t.4,
             last_used_at: t.5,
             last_error,
+            limits_observed_at: t.3,
+            month: t.4.map(|m| m as u32),
+            month_successes: c[1],
         });
     prop::collection::vec(key, 0..4).prop_map(|keys| PoolSnapshot { keys })
 }

@@ -101,6 +101,58 @@ fn monthly_quota_feeds_the_estimate_and_the_choice() {
 }
 
 #[test]
+fn monthly_quota_counts_this_utc_month_and_survives_a_snapshot() {
+    let time = VirtualTime::new(); // 2024-06-01T00:00:00Z
+    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| ok("{}"));
+    let mut cfg = config(&KEYS3[..1]);
+    cfg.keys[0].monthly_quota = Some(10);
+    let c = shared(&cfg, &t, &time);
+    for _ in 0..3 {
+        send(&c, &time, get("/m")).unwrap();
+    }
+    assert_eq!(key_status(&c.status(), "a").estimated_remaining_quota, Some(7));
+    let snap = c.export_state();
+    assert_eq!((snap.keys[0].month, snap.keys[0].month_successes), (Some(202_406), 3));
+
+    // A restarted instance picks the month's use up from the snapshot.
+    let restarted = shared(&cfg, &t, &time);
+    restarted.import_state(&snap);
+    assert_eq!(key_status(&restarted.status(), "a").estimated_remaining_quota, Some(7));
+
+    // July starts over; June's use no longer counts, and a June delta does not add to July.
+    time.advance(30 * 86_400_000);
+    assert_eq!(key_status(&c.status(), "a").estimated_remaining_quota, Some(10));
+    send(&c, &time, get("/m")).unwrap();
+    c.merge_state(&snap);
+    let a = c.export_state().keys.remove(0);
+    assert_eq!((a.month, a.month_successes, a.successes), (Some(202_407), 1, 7));
+    assert_eq!(key_status(&c.status(), "a").estimated_remaining_quota, Some(9));
+}
+
+#[test]
+fn merged_limits_take_the_newest_report() {
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| {
+        with_headers(200, "{}", &[("x-ratelimit-remaining-requests", "3"), ("x-ratelimit-reset-requests", "1h")])
+    });
+    let c = shared(&config(&KEYS3[..1]), &t, &time);
+    send(&c, &time, get("/m")).unwrap();
+    let older = KeySnapshot {
+        id: "a".into(),
+        remaining_requests: Some(1),
+        requests_reset_at: Some(START_MS + 3_600_000),
+        limits_observed_at: Some(START_MS - 1),
+        ..Default::default()
+    };
+    c.merge_state(&PoolSnapshot { keys: vec![older.clone()] });
+    assert_eq!(key_status(&c.status(), "a").estimated_remaining_quota, Some(3));
+    time.advance(10);
+    let newer = KeySnapshot { remaining_requests: Some(50), limits_observed_at: Some(START_MS + 10), ..older };
+    c.merge_state(&PoolSnapshot { keys: vec![newer] });
+    assert_eq!(key_status(&c.status(), "a").estimated_remaining_quota, Some(50));
+}
+
+#[test]
 fn injects_bearer_header_and_replaces_the_callers_own() {
     let time = VirtualTime::new();
     let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| ok("{}"));

@@ -71,3 +71,44 @@ fn index_d_ts_key_status_has_every_core_field_and_no_other() {
     let extra: Vec<_> = ts.difference(&core).collect();
     assert!(missing.is_empty() && extra.is_empty(), "js/index.d.ts KeyStatus: missing {missing:?}, not in the core {extra:?}");
 }
+
+// One config schema: every field of the core's `PoolConfig` is in the WIT `config` record and
+// in index.d.ts's `PoolSwitchOptions`, by the names each side uses.
+
+/// Options only the JS wrapper reads (the host's fetch, listeners, the store); not core config.
+const JS_ONLY_OPTIONS: &[&str] =
+    &["fetch", "dispatcher", "onEvent", "logger", "logLevel", "dangerouslyAllowBrowser", "store", "namespace", "storeOptions"];
+
+fn camel(snake: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in snake.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[test]
+fn wit_config_has_every_core_field_and_no_other() {
+    let wit = block_fields(&read("wit/poolswitch.wit"), "record config {", "wit/poolswitch.wit");
+    let expected: BTreeSet<String> = poolswitch::core::PoolConfig::field_names().iter().map(|f| f.replace('_', "-")).collect();
+    let missing: Vec<_> = expected.difference(&wit).collect();
+    let extra: Vec<_> = wit.difference(&expected).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "wit/poolswitch.wit config: missing {missing:?}, not in the core {extra:?}");
+}
+
+#[test]
+fn index_d_ts_options_have_every_core_field_and_only_known_js_options() {
+    let ts = block_fields(&read("js/index.d.ts"), "export interface PoolSwitchOptions {", "js/index.d.ts");
+    let core: BTreeSet<String> = poolswitch::core::PoolConfig::field_names().iter().map(|f| camel(f)).collect();
+    let missing: Vec<_> = core.difference(&ts).collect();
+    let extra: Vec<_> = ts.difference(&core).filter(|f| !JS_ONLY_OPTIONS.contains(&f.as_str())).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "js/index.d.ts PoolSwitchOptions: missing {missing:?}, unknown to the core {extra:?}");
+}

@@ -80,10 +80,15 @@ function readBody(req, limit) {
 
 /** Builds the gateway; `listen()` resolves to its URL, `close()` drains in-flight requests. */
 export function createGateway({ pool: poolConfig, proxy: settings }, log = console.error) {
-  const client = new PoolSwitchClient(poolConfig);
+  // Several replicas on one store share one pool (`store`, `namespace`).
+  const client = new PoolSwitchClient({ ...poolConfig, store: settings.store ?? undefined, namespace: settings.namespace ?? undefined });
   const base = client.status().upstreamBaseUrl;
   const level = LEVELS[settings.logLevel] ?? LEVELS.info;
   const emit = (lvl, fields) => LEVELS[lvl] <= level && log(JSON.stringify({ level: lvl, time: new Date().toISOString(), ...fields }));
+  if (settings.store && settings.store !== "memory") {
+    client.on("storeUnhealthy", (e) => emit("warn", { event: "store_unhealthy", store: e.kind, error: e.error }));
+    client.on("storeHealthy", (e) => emit("info", { event: "store_healthy", store: e.kind }));
+  }
   const token = settings.gatewayToken ?? undefined;
   const inFlight = new Set(); // AbortControllers of forwarded requests
 
@@ -212,7 +217,7 @@ export function createGateway({ pool: poolConfig, proxy: settings }, log = conso
           resolve();
         });
         server.closeIdleConnections();
-      });
+      }).then(() => client.close()); // the store's last batch, and its connections
     },
   };
 }

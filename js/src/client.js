@@ -2,36 +2,54 @@
 // The entry points only load the wasm their own way and call useWasm().
 
 import { runTask, useWire, wirePairs } from "./task.js";
-import { fetchTransport } from "./transport/fetch.js";
+import { BodyStalled, fetchTransport, readText } from "./transport/fetch.js";
+import { requestOptionsProblem, toAbortSignal, unknownFieldProblem } from "./options.js";
 import { refuseBrowserUnlessAllowed } from "./browser-guard.js";
 import { PoolEvents } from "./events.js";
+import { resolveStore } from "./store/index.js";
+import { SharedState } from "./store/sync.js";
 
 let WasmPool;
 let defaultTransport; // the entry's own upstream transport, when it has one (Node: undici)
-
-/** Called once by each entry point with the loaded wasm-bindgen exports. */
-export function useWasm(exports) {
-  useWire(exports.WasmPool);
-  WasmPool = exports.WasmPool;
-}
+// wasm-bindgen's `__wbg_reset_state`: replaces the wasm instance by a fresh one of the same
+// module. A trap (a Rust panic is `unreachable`) leaves the instance's stack and borrows in
+// whatever state the trap found them, so a trapped instance is never called again.
+let resetWasm;
+// Bumped on each reset. A pool built on an older instance is rebuilt before its next use.
+let generation = 0;
 
 /** Called by the Node entry: `factory(dispatcher?)` makes the transport used when no `fetch` is given. */
 export function useTransport(factory) {
   defaultTransport = factory;
 }
 
+/** Called once by each entry point with the loaded wasm-bindgen exports. */
+export function useWasm(exports) {
+  useWire(exports.WasmPool);
+  WasmPool = exports.WasmPool;
+  resetWasm = exports.__wbg_reset_state;
+}
+
 /** Every failure the client reports. Never carries a key value. */
 export class PoolSwitchError extends Error {
   constructor(message, fields = {}) {
-    super(message);
+    const { cause, ...rest } = fields;
+    // The standard `cause` (non-enumerable, shown by util.inspect and consoles).
+    super(message, cause === undefined ? undefined : { cause });
     this.name = "PoolSwitchError";
-    for (const [k, v] of Object.entries(fields)) if (v !== undefined) this[k] = v;
+    for (const [k, v] of Object.entries(rest)) if (v !== undefined) this[k] = v;
   }
 }
 
+// Key values in `text` replaced, where they stand as a whole token: a short key ("k") must
+// not turn "known" into "<redacted>nown".
 function scrub(text, secrets) {
   if (typeof text !== "string") return text;
-  for (const s of secrets) if (s && text.includes(s)) text = text.split(s).join("<redacted>");
+  for (const s of secrets) {
+    if (!s || !text.includes(s)) continue;
+    const escaped = s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    text = text.replace(new RegExp(`(?<![A-Za-z0-9_-])${escaped}(?![A-Za-z0-9_-])`, "g"), "<redacted>");
+  }
   return text;
 }
 
@@ -51,15 +69,47 @@ function keyValues(keys) {
   return keys.map((k) => (typeof k === "string" ? k : k && typeof k.value === "string" ? k.value : "")).filter(Boolean);
 }
 
+function invalidRequest(problem, field) {
+  return new PoolSwitchError(`invalid request: ${field ? `${field} ` : ""}${problem}`, { kind: "invalid_request", field, problem });
+}
+
+function invalidConfig(field, problem) {
+  return new PoolSwitchError(`invalid config: ${field} ${problem}`, { kind: "invalid_config", field, problem });
+}
+
+// A trap of the wasm instance: its state can no longer be trusted. V8 reports a wasm stack
+// overflow as a RangeError.
+function isTrap(e) {
+  return (typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError) || (e instanceof RangeError && /call stack/i.test(e.message));
+}
+
+// A host error kept as `cause`, unless something in it (a custom fetch's message with the URL,
+// say) holds a key value: then a copy with the values redacted.
+function safeCause(e, secrets, depth = 0) {
+  if (!(e instanceof Error) || depth > 4) return e;
+  const inner = safeCause(e.cause, secrets, depth + 1);
+  const leaks = (t) => typeof t === "string" && t !== scrub(t, secrets);
+  if (!leaks(e.message) && !leaks(e.stack) && inner === e.cause) return e;
+  const copy = new Error(scrub(e.message, secrets), inner === undefined ? undefined : { cause: inner });
+  copy.name = e.name;
+  copy.stack = scrub(e.stack, secrets);
+  if (e.code !== undefined) copy.code = e.code;
+  return copy;
+}
+
 // The wasm side rejects with plain `{ kind, message, … }` objects.
 function toError(e, secrets) {
   if (e instanceof PoolSwitchError) return e;
   if (e && typeof e === "object" && typeof e.kind === "string") {
     const { kind, message, ...rest } = e;
+    if (kind === "invalid_config" && typeof rest.field === "string" && typeof rest.problem === "string") {
+      const unknown = unknownFieldProblem(rest.field, rest.problem);
+      if (unknown) return invalidConfig(unknown.field, unknown.problem);
+    }
     return new PoolSwitchError(scrub(message, secrets), { kind, ...rest });
   }
   const message = e instanceof Error ? e.message : String(e);
-  return new PoolSwitchError(scrub(message, secrets), { kind: "invalid_request", cause: e instanceof Error ? e : undefined });
+  return new PoolSwitchError(scrub(message, secrets), { kind: "invalid_request", cause: safeCause(e, secrets) });
 }
 
 function resolveFetch(fetchOption) {
@@ -67,18 +117,13 @@ function resolveFetch(fetchOption) {
   if (typeof fetchOption === "function") return (url, init) => fetchOption(url, init);
   // A Workers service binding or any object with a fetch method, called with itself as `this`.
   if (fetchOption && typeof fetchOption.fetch === "function") return (url, init) => fetchOption.fetch(url, init);
-  throw new PoolSwitchError("invalid config: fetch must be a function or an object with a fetch method", {
-    kind: "invalid_config",
-    field: "fetch",
-    problem: "must be a function or an object with a fetch method",
-  });
+  throw invalidConfig("fetch", "must be a function or an object with a fetch method");
 }
-
-const JSON_HEADERS = wirePairs(["content-type", "application/json"]);
 
 function flatQuery(query) {
   const out = [];
   if (query === undefined || query === null) return out;
+  if (typeof query !== "object") throw invalidRequest("must be an object or URLSearchParams", "query");
   const entries = query instanceof URLSearchParams ? query.entries() : Object.entries(query);
   for (const [k, v] of entries) {
     if (v === undefined || v === null) continue;
@@ -101,10 +146,10 @@ function isStream(body) {
 function headerPairs(init) {
   const out = [];
   if (init === undefined || init === null) return out;
-  const entries = typeof init[Symbol.iterator] === "function" ? init : typeof init === "object" ? Object.entries(init) : null;
-  if (!entries) throw new TypeError("headers must be a Headers object, an array of pairs or a record");
+  const entries = typeof init[Symbol.iterator] === "function" && typeof init !== "string" ? init : typeof init === "object" ? Object.entries(init) : null;
+  if (!entries) throw invalidRequest("must be a Headers object, an array of pairs or a record", "headers");
   for (const pair of entries) {
-    if (!pair || pair.length !== 2) throw new TypeError("each header must be a [name, value] pair");
+    if (!pair || typeof pair === "string" || pair.length !== 2) throw invalidRequest("must be [name, value] pairs", "headers");
     out.push(String(pair[0]).toLowerCase(), String(pair[1]).trim());
   }
   return out;
@@ -126,14 +171,22 @@ async function replayableBody(body, headers) {
   return body;
 }
 
-async function readPayload(response) {
-  const text = await response.text();
+// An error answer's body, as a standard Response (the caller gets its headers too).
+async function readPayload(response, ms) {
+  let text;
+  try {
+    text = await readText(response, ms);
+  } catch (e) {
+    // The status is what the caller is told; the body did not come.
+    return { text: "", data: undefined, bodyProblem: e instanceof BodyStalled ? e.message : `its body broke off (${e && e.message})` };
+  }
   return { text, data: parseJson(text, response.headers.get("content-type")) };
 }
 
 // The body as JSON when the response says it is JSON and it parses; undefined otherwise.
 function parseJson(text, contentType) {
-  if (!contentType || !contentType.includes("json") || text.length === 0) return undefined;
+  const type = contentType || "";
+  if (!type.includes("json") || text.length === 0) return undefined;
   try {
     return JSON.parse(text);
   } catch {
@@ -168,14 +221,58 @@ function monitored(response, onBreak, signal) {
     { highWaterMark: 0 },
   );
   const wrapped = new Response(body, { status: s, statusText: response.statusText, headers: response.headers });
-  Object.defineProperty(wrapped, "url", { value: response.url });
+  Object.defineProperty(wrapped, "url", { value: response.url, configurable: true });
   return wrapped;
+}
+
+// `url` without the query parameter that carried the key ("" when it cannot be parsed).
+function withoutParam(url, param) {
+  if (!url || !url.includes(`${param}=`)) return url;
+  try {
+    const u = new URL(url);
+    u.searchParams.delete(param);
+    return u.href;
+  } catch {
+    return "";
+  }
+}
+
+// A Response's `url` (and its clones') as the caller may see it: with `queryAuthParam` the
+// provider's URL carries the key.
+function hideUrl(response, param) {
+  const url = withoutParam(response.url, param);
+  if (url === response.url) return response;
+  const clone = response.clone;
+  Object.defineProperty(response, "url", { value: url, configurable: true });
+  Object.defineProperty(response, "clone", { value: () => hideUrl(clone.call(response), param), configurable: true });
+  return response;
 }
 
 function providerMessage(data) {
   const err = data && (data.error ?? data);
   const msg = err && (typeof err === "string" ? err : err.message);
   return typeof msg === "string" ? msg : undefined;
+}
+
+// One request's options, checked: an object of known names, a usable signal, and no body on a
+// method that cannot carry one (the host's fetch would throw, and the pool book it on a key).
+function checkedOptions(method, opts) {
+  if (opts === undefined || opts === null) return {};
+  if (typeof opts !== "object" || Array.isArray(opts)) throw invalidRequest("must be an object", "options");
+  const unknown = requestOptionsProblem(opts);
+  if (unknown) throw invalidRequest(unknown.problem, unknown.field);
+  if (opts.json !== undefined && opts.body !== undefined && opts.body !== null) throw invalidRequest("json and body cannot both be given");
+  const hasBody = opts.json !== undefined || (opts.body !== undefined && opts.body !== null);
+  if (hasBody && (method === "GET" || method === "HEAD")) throw invalidRequest(`a ${method} request cannot have a body`, opts.json !== undefined ? "json" : "body");
+  for (const name of ["timeoutMs", "deadlineMs"]) {
+    if (opts[name] !== undefined && (typeof opts[name] !== "number" || !Number.isFinite(opts[name]))) throw invalidRequest("must be a finite number", name);
+  }
+  return opts;
+}
+
+// Core options the wrapper reads too.
+function configValue(config, camel, snake) {
+  return config[camel] !== undefined ? config[camel] : config[snake];
 }
 
 let dispatchRaw; // set by PoolSwitchClient's static block
@@ -191,100 +288,232 @@ export function sendThrough(client, method, url, opts) {
 
 /** An API-key pool over one upstream provider. */
 export class PoolSwitchClient {
-  #pool;
-  #transport;
-  #secrets;
-  #events;
-  #listening = false;
+  // Every client, so a reset of the shared wasm instance can save each one's state first.
+  static #clients = new Set();
 
   static {
     dispatchRaw = (client, method, url, opts) =>
-      client.#sent(method, url, opts).then((reply) => {
+      client.#dispatch(method, url, opts).then((reply) => {
         reply.broke = () => client.#streamBroke(reply.keyId, reply.pool);
         return reply;
       });
   }
+  static #pruneAt = 64;
+
+  #pool;
+  #generation;
+  #transport;
+  #secrets;
+  #config; // what the core was built from, to rebuild it after a trap
+  #changes = []; // addKey/removeKey/enable/disable since, replayed on a rebuild
+  #saved; // state exported just before a reset, imported into the rebuilt pool
+  #events;
+  #listening = false;
+  #shared = null;
+  #authParam;
+  #maxWaitMs;
+  #requestTimeoutMs;
+  #deadlineMs;
 
   constructor(options) {
     if (!WasmPool) throw new Error("poolswitch-wasm: the wasm module is not loaded (import the package entry point)");
-    if (!options || typeof options !== "object" || Array.isArray(options)) {
-      throw new PoolSwitchError("invalid config: options must be an object", { kind: "invalid_config", field: "config", problem: "must be an object" });
-    }
-    const { fetch, dispatcher, onEvent, logger, logLevel, dangerouslyAllowBrowser, ...config } = options;
+    if (!options || typeof options !== "object" || Array.isArray(options)) throw invalidConfig("config", "must be an object");
+    // `store_options`: the spelling of a proxy config file.
+    const { fetch, dispatcher, onEvent, logger, logLevel, dangerouslyAllowBrowser, store, namespace, storeOptions: camel, store_options: snake, ...config } = options;
+    const storeOptions = camel ?? snake;
     const makeError = (message, fields) => new PoolSwitchError(message, fields);
     refuseBrowserUnlessAllowed(dangerouslyAllowBrowser, makeError);
     if (dispatcher !== undefined && (fetch !== undefined || !defaultTransport || !dispatcher || typeof dispatcher.request !== "function")) {
-      const problem = fetch !== undefined ? "cannot be given with fetch" : !defaultTransport ? "is for Node only" : "must be an undici Dispatcher";
-      throw new PoolSwitchError(`invalid config: dispatcher ${problem}`, { kind: "invalid_config", field: "dispatcher", problem });
+      throw invalidConfig("dispatcher", fetch !== undefined ? "cannot be given with fetch" : !defaultTransport ? "is for Node only" : "must be an undici Dispatcher");
     }
-    // The caller's fetch when given; else the entry's transport (Node), else the host's fetch.
+    // The caller's fetch when given; else the entry's transport (Node: undici), else the host's fetch.
     this.#transport = fetch === undefined && defaultTransport ? defaultTransport(dispatcher) : fetchTransport(resolveFetch(fetch));
     this.#events = new PoolEvents({ onEvent, logger, logLevel }, makeError);
     this.#secrets = keyValues(config.keys);
+    this.#authParam = configValue(config, "queryAuthParam", "query_auth_param");
+    // The core's default, for the advice client.fetch gives when no key is free.
+    this.#maxWaitMs = configValue(config, "maxWaitMs", "max_wait_ms") ?? 30_000;
+    this.#requestTimeoutMs = configValue(config, "requestTimeoutMs", "request_timeout_ms");
+    this.#deadlineMs = configValue(config, "deadlineMs", "deadline_ms");
     try {
-      this.#pool = new WasmPool(config);
-    } catch (e) {
-      throw toError(e, this.#secrets);
+      this.#config = structuredClone(config);
+    } catch {
+      this.#config = config; // not cloneable: the core will say what it refuses
     }
-    // Events cross from wasm only once someone listens (they cost an object per event).
-    if (onEvent || logLevel === "debug") this.#listen();
+    this.#pool = this.#build();
+    this.#generation = generation;
+    let adapter;
+    try {
+      adapter = resolveStore(store, namespace, storeOptions);
+    } catch (e) {
+      if (!e || typeof e.field !== "string") throw e;
+      throw invalidConfig(e.field, e.problem);
+    }
+    if (adapter) {
+      // The pool as the store's exchange sees it: always the live one (rebuilt after a trap).
+      const pool = {
+        exportState: () => this.#live().exportState(),
+        importState: (s) => this.#live().importState(s),
+        mergeState: (s) => this.#live().mergeState(s),
+      };
+      this.#shared = new SharedState(pool, adapter, namespace ?? "default", storeOptions, storeWarning, (e) => this.#events.emit(e));
+      this.#shared.start();
+    }
+    // Events cross from wasm only once someone listens (they cost an object per event); a
+    // shared store listens for the rests it must send at once.
+    if (adapter || onEvent || logLevel === "debug") this.#listen();
+    // Without WeakRef (some embedders), a reset rebuilds other clients from their config alone.
+    if (typeof WeakRef === "function") PoolSwitchClient.#register(this);
     // `fetch` is bound so it can be handed over as it is: new OpenAI({ fetch: client.fetch }).
     this.fetch = this.fetch.bind(this);
   }
 
-  // Sends a request through the pool and calls `done(reply)` with the task's reply (the
-  // transport's own response, not yet a Response; `reply.pool` the request's pool view) or
-  // `fail(error)`. Nothing here is async unless a one-shot body must be read first: each
-  // promise layer costs CPU and garbage per request in Node.
-  #send(method, path, opts, done, fail) {
+  #build() {
+    let pool;
     try {
-      if (typeof path !== "string") throw new PoolSwitchError("invalid request: path must be a string", { kind: "invalid_request" });
-      const headers = headerPairs(opts.headers);
-      let body = opts.body;
+      pool = new WasmPool(this.#config);
+    } catch (e) {
+      throw this.#error(e, generation);
+    }
+    for (const [change, arg, flag] of this.#changes) {
+      try {
+        if (change === "add") pool.addKey(arg);
+        else if (change === "remove") pool.removeKey(arg);
+        else pool.setKeyEnabled(arg, flag);
+      } catch {} // it failed the first time too
+    }
+    if (this.#saved !== undefined) {
+      try {
+        pool.importState(this.#saved);
+      } catch {}
+      this.#saved = undefined;
+    }
+    if (this.#listening) pool.setListener(this.#onPoolEvent);
+    return pool;
+  }
+
+  // The pool, rebuilt first if the wasm instance was reset since it was built.
+  #live() {
+    if (this.#generation !== generation) {
+      this.#pool = this.#build();
+      this.#generation = generation;
+    }
+    return this.#pool;
+  }
+
+  static #register(client) {
+    const clients = PoolSwitchClient.#clients;
+    // Clients made and dropped one per request must not pile up: collected ones are pruned
+    // whenever the set has doubled since the last pruning.
+    if (clients.size >= PoolSwitchClient.#pruneAt) {
+      for (const ref of clients) if (!ref.deref()) clients.delete(ref);
+      PoolSwitchClient.#pruneAt = 2 * clients.size + 64;
+    }
+    clients.add(new WeakRef(client));
+  }
+
+  // After a trap: saves what every client's pool can still export, then replaces the instance.
+  static #recover() {
+    for (const ref of PoolSwitchClient.#clients) {
+      const client = ref.deref();
+      if (!client) PoolSwitchClient.#clients.delete(ref);
+      else if (client.#generation === generation) {
+        const old = client.#pool;
+        try {
+          client.#saved = old.exportState();
+        } catch {} // the trapped pool itself may not answer: it restarts from its config
+        // Calls in flight on the old pool end at their next report to it (a stale-object error,
+        // reported as internal); an abort meanwhile cancels a task that is gone already, and
+        // must not throw from the signal's listener.
+        old.cancel = () => {};
+      }
+    }
+    try {
+      resetWasm();
+    } catch {
+      // Could not instantiate again (a host that forbids synchronous instantiation, say): the
+      // pools are rebuilt in the old instance, which is still better than a stuck pool.
+    }
+    generation++;
+  }
+
+  // Any failure of a call into the pool, as a PoolSwitchError. A trap resets the instance; a
+  // call caught in flight by a reset (its pool is gone) is an internal error too.
+  #error(e, builtOn = this.#generation) {
+    if (isTrap(e)) {
+      if (resetWasm && builtOn === generation) PoolSwitchClient.#recover();
+      return new PoolSwitchError(`internal error in the pool (${e.message}); the wasm module was restarted for later calls`, { kind: "internal", cause: e });
+    }
+    if (builtOn !== generation && !(e && typeof e === "object" && typeof e.kind === "string")) {
+      return new PoolSwitchError("internal error: the pool's wasm module was restarted after a fault in another call while this one was in flight", { kind: "internal", cause: e });
+    }
+    return toError(e, this.#secrets);
+  }
+
+  // Sends through the pool; the reply's `response` is the transport's own (undici's reply in
+  // Node), `pool` the request's pool view. See #respond for a standard Response.
+  async #dispatch(method, path, opts) {
+    if (typeof method !== "string") throw invalidRequest("must be a string", "method");
+    if (typeof path !== "string") throw invalidRequest("must be a string", "path");
+    const upper = method.toUpperCase();
+    opts = checkedOptions(upper, opts);
+    let headers;
+    let body = opts.body;
+    let signal;
+    try {
+      signal = toAbortSignal(opts.signal);
+      headers = headerPairs(opts.headers);
       if (opts.json !== undefined) {
-        if (body !== undefined) throw new TypeError("json and body cannot both be given");
         body = JSON.stringify(opts.json);
         if (!hasHeader(headers, "content-type")) headers.push("content-type", "application/json");
       }
-      if (isOneShot(body)) replayableBody(body, headers).then((replayable) => this.#start(method, path, headers, replayable, opts, done, fail), fail);
-      else this.#start(method, path, headers, body, opts, done, fail);
+      if (isOneShot(body)) body = await replayableBody(body, headers);
     } catch (e) {
-      fail(e);
+      throw e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
     }
-  }
-
-  #start(method, path, headers, body, opts, done, fail) {
+    if (signal) signal.throwIfAborted();
     let first;
     let pool;
-    const signal = opts.signal;
     try {
-      if (signal) signal.throwIfAborted();
-      pool = this.#events.forRequest(this.#pool, path);
+      pool = this.#events.forRequest(this.#live(), path);
       const hasBody = body !== undefined && body !== null;
-      // The common call (no caller headers, a JSON body) reuses its header text.
-      const headerText = headers.length === 2 && headers[0] === "content-type" && headers[1] === "application/json" ? JSON_HEADERS : wirePairs(headers);
-      const queryText = opts.query === undefined || opts.query === null ? "" : wirePairs(flatQuery(opts.query));
-      first = pool.start(String(method), path, headerText, queryText, opts.timeoutMs, opts.deadlineMs, hasBody);
+      first = pool.start(method, path, wirePairs(headers), wirePairs(flatQuery(opts.query)), opts.timeoutMs, opts.deadlineMs, hasBody);
     } catch (e) {
-      fail(e);
-      return;
+      throw this.#error(e);
     }
-    runTask(pool, first, { send: this.#transport.send, body, signal }).then((reply) => {
+    const builtOn = this.#generation;
+    // The host's own error for an attempt that got no answer, kept as the `cause`.
+    let failure;
+    const sendOne = this.#transport.send;
+    const send = (...args) =>
+      sendOne(...args).then(undefined, (e) => {
+        failure = e;
+        throw e;
+      });
+    try {
+      const reply = await runTask(pool, first, { send, body, signal });
       reply.pool = pool;
-      done(reply);
-    }, fail);
+      return reply;
+    } catch (e) {
+      if (signal && signal.aborted && e === signal.reason) throw e;
+      const error = this.#error(e, builtOn);
+      if ((error.kind === "network" || error.kind === "timeout") && failure !== undefined) {
+        Object.defineProperty(error, "cause", { value: safeCause(failure, this.#secrets), writable: true, configurable: true });
+      }
+      throw error;
+    }
   }
 
-  #sent(method, path, opts) {
-    return new Promise((resolve, reject) => this.#send(method, path, opts, resolve, (e) => reject(this.#failure(e, opts.signal))));
+  // The reply's answer as a standard Response: a break in a streamed body counted against the
+  // key when `monitor`, and no key in its URL.
+  #respond(reply, monitor, signal) {
+    let response = this.#transport.toResponse(reply.response);
+    if (monitor) response = monitored(response, () => this.#streamBroke(reply.keyId, reply.pool), signal);
+    if (this.#authParam) hideUrl(response, this.#authParam);
+    return response;
   }
 
-  // What a failed send rejects with: the caller's abort reason as it is, else a PoolSwitchError.
-  #failure(e, signal) {
-    return signal && signal.aborted && e === signal.reason ? e : toError(e, this.#secrets);
-  }
-
-  #streamBroke(keyId, pool = this.#pool) {
+  #streamBroke(keyId, pool = this.#live()) {
     try {
       pool.recordStreamError(keyId);
     } catch {} // the key may have been removed since
@@ -294,52 +523,43 @@ export class PoolSwitchClient {
    * Sends a request through the pool. A 2xx answer resolves to parsed JSON (text otherwise,
    * or the `Response` itself with `stream: true`); anything else rejects with PoolSwitchError.
    */
-  request(method, path, opts = {}) {
-    return new Promise((resolve, reject) =>
-      this.#send(
-        method,
-        path,
-        opts,
-        (reply) => {
-          try {
-            this.#answer(method, opts, reply, resolve, reject);
-          } catch (e) {
-            reject(this.#failure(e, opts.signal));
-          }
-        },
-        (e) => reject(this.#failure(e, opts.signal)),
-      ),
-    );
-  }
-
-  #answer(method, opts, reply, resolve, reject) {
+  async request(method, path, opts) {
+    // Parsed answers are read here, so only a handed-over stream needs the monitor.
+    const stream = Boolean(opts && opts.stream);
+    const started = Date.now();
+    const reply = await this.#dispatch(method, path, opts);
     const transport = this.#transport;
     const raw = reply.response;
-    const status = raw.status;
-    if (status < 200 || status > 299) return this.#upstreamError(reply).then(resolve, reject);
-    // Parsed answers are read here, so only a handed-over stream needs the monitor.
-    if (opts.stream) return resolve(monitored(transport.toResponse(raw), () => this.#streamBroke(reply.keyId, reply.pool), opts.signal));
-    if (status === 204 || (method.length === 4 && method.toUpperCase() === "HEAD")) {
-      transport.discard(raw);
-      return resolve(null);
-    }
-    transport.text(raw).then(
-      (text) => {
-        const data = parseJson(text, transport.header(raw, "content-type"));
-        resolve(data !== undefined ? data : text);
-      },
-      (e) => {
-        if (opts.signal && opts.signal.aborted) return reject(opts.signal.reason);
+    if (raw.status >= 200 && raw.status < 300) {
+      if (stream) return this.#respond(reply, true, opts.signal);
+      if (raw.status === 204 || method.toUpperCase() === "HEAD") {
+        transport.discard(raw);
+        return null;
+      }
+      // A 2xx body the pool reads itself: through the transport, no Response built.
+      let text;
+      const bodyMs = this.#bodyTimeout(opts, started);
+      try {
+        text = await transport.text(raw, bodyMs);
+      } catch (e) {
+        if (opts.signal?.aborted) throw opts.signal.reason;
         this.#streamBroke(reply.keyId, reply.pool);
-        reject(new PoolSwitchError(`the response body from key ${reply.keyId} broke off: ${e && e.message}`, { kind: "stream", keyId: reply.keyId, status, cause: e }));
-      },
-    );
-  }
-
-  async #upstreamError(reply) {
-    const response = this.#transport.toResponse(reply.response);
-    const { text, data } = await readPayload(response);
-    const detail = providerMessage(data);
+        const stalled = e instanceof BodyStalled;
+        const what = stalled ? `did not arrive within ${bodyMs} ms` : `broke off: ${e && e.message}`;
+        throw new PoolSwitchError(`the response body from key ${reply.keyId} ${what}`, {
+          kind: stalled ? "timeout" : "stream",
+          keyId: reply.keyId,
+          status: raw.status,
+          afterMs: stalled ? bodyMs : undefined,
+          cause: stalled ? undefined : safeCause(e, this.#secrets),
+        });
+      }
+      const data = parseJson(text, transport.header(raw, "content-type"));
+      return data !== undefined ? data : text;
+    }
+    const response = this.#respond(reply, false);
+    const { text, data, bodyProblem } = await readPayload(response, this.#bodyTimeout(opts, started));
+    const detail = bodyProblem ?? providerMessage(data);
     const message = `upstream answered ${response.status} (${reply.outcome}) on key ${reply.keyId} after ${reply.attempts} attempt${reply.attempts === 1 ? "" : "s"}${detail ? `: ${detail}` : ""}`;
     throw new PoolSwitchError(scrub(message, this.#secrets), {
       kind: "upstream",
@@ -352,6 +572,16 @@ export class PoolSwitchClient {
       text: scrub(text, this.#secrets),
       headers: response.headers,
     });
+  }
+
+  // How long request() waits for a body it reads itself: the request's timeout, and no later
+  // than its deadline (counted from `started`).
+  #bodyTimeout(opts, started) {
+    const timeout = opts?.timeoutMs ?? this.#requestTimeoutMs;
+    const deadline = opts?.deadlineMs ?? this.#deadlineMs;
+    if (deadline === undefined) return timeout;
+    const left = Math.max(1, started + deadline - Date.now());
+    return timeout === undefined ? left : Math.min(timeout, left);
   }
 
   get(path, opts) {
@@ -373,9 +603,11 @@ export class PoolSwitchClient {
   /**
    * fetch-compatible: resolves to the upstream's own Response (any status, body untouched and
    * streaming), so SDKs that accept a custom fetch run on the pool. When no key can serve, it
-   * resolves to a synthesized 429 (or 503) with `retry-after`, which SDKs already handle.
+   * resolves to a synthesized 429 (or 503); see retryAdvice for the headers SDKs read.
    */
-  async fetch(input, init = {}) {
+  async fetch(input, init) {
+    if (init === undefined || init === null) init = {};
+    else if (typeof init !== "object") throw invalidRequest("must be an object", "init");
     const isRequest = typeof Request !== "undefined" && input instanceof Request;
     const url = isRequest ? input.url : input instanceof URL ? input.href : String(input);
     const method = init.method ?? (isRequest ? input.method : "GET");
@@ -384,21 +616,56 @@ export class PoolSwitchClient {
     if (body === undefined && isRequest && input.body) body = await input.arrayBuffer();
     const signal = init.signal ?? (isRequest ? input.signal : undefined);
     try {
-      const reply = await this.#sent(method, url, { headers, body, signal, timeoutMs: init.timeoutMs, deadlineMs: init.deadlineMs });
-      reply.response = monitored(this.#transport.toResponse(reply.response), () => this.#streamBroke(reply.keyId, reply.pool), signal);
+      const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs, deadlineMs: init.deadlineMs });
+      let response = this.#respond(reply, true, signal);
+      // The pool gave up waiting for a key: tell the SDK when one returns, and whether to wait.
+      if (reply.retryAt !== undefined && response.status >= 400) response = this.#withRetryAdvice(response, reply.retryAt);
       // Which key served it, for logs: a non-enumerable extra on the standard Response.
-      Object.defineProperty(reply.response, "poolswitch", { value: { keyId: reply.keyId, attempts: reply.attempts, outcome: reply.outcome } });
-      return reply.response;
+      Object.defineProperty(response, "poolswitch", { value: { keyId: reply.keyId, attempts: reply.attempts, outcome: reply.outcome } });
+      return response;
     } catch (e) {
-      if (e instanceof PoolSwitchError && e.kind === "no_healthy_keys") return noKeysResponse(e);
+      if (e instanceof PoolSwitchError && e.kind === "no_healthy_keys") return this.#noKeysResponse(e);
       throw e;
     }
   }
 
+  // The SDKs (openai, @anthropic-ai/sdk) sleep for whatever `retry-after` says, an hour
+  // included, unless `x-should-retry: false`. So: a wait they can honour when the earliest key
+  // returns within what this pool itself would wait (maxWaitMs), and no retry otherwise.
+  #retryAdvice(retryAt) {
+    if (retryAt === undefined) return { "x-should-retry": "false" };
+    const wait = Math.max(1, Math.ceil(retryAt - Date.now()));
+    const advice = { "retry-after": String(Math.ceil(wait / 1000)) };
+    if (wait > this.#maxWaitMs) advice["x-should-retry"] = "false";
+    else Object.assign(advice, { "retry-after-ms": String(wait), "x-should-retry": "true" });
+    return advice;
+  }
+
+  // The upstream's own answer (a 429, say), with the pool's advice in place of its own.
+  #withRetryAdvice(response, retryAt) {
+    const headers = new Headers(response.headers);
+    for (const name of ["retry-after", "retry-after-ms", "x-should-retry"]) headers.delete(name);
+    for (const [name, value] of Object.entries(this.#retryAdvice(retryAt))) headers.set(name, value);
+    const advised = new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+    Object.defineProperty(advised, "url", { value: response.url, configurable: true });
+    return advised;
+  }
+
+  #noKeysResponse(e) {
+    const headers = { "content-type": "application/json", "x-poolswitch-error": "no_healthy_keys", ...this.#retryAdvice(e.retryAt) };
+    const body = JSON.stringify({ error: { message: e.message, type: "no_healthy_keys", retry_at: e.retryAt ?? null } });
+    return new Response(body, { status: e.retryAt !== undefined ? 429 : 503, headers });
+  }
+
+  #onPoolEvent = (event) => {
+    if (this.#shared) this.#shared.onPoolEvent(event);
+    this.#events.emit(event);
+  };
+
   #listen() {
     if (this.#listening) return;
     this.#listening = true;
-    this.#pool.setListener((event) => this.#events.emit(event));
+    this.#live().setListener(this.#onPoolEvent);
   }
 
   /** Listens to one event type (`"*"` for all, `"error"` for listener failures). */
@@ -418,65 +685,93 @@ export class PoolSwitchClient {
     this.#events.off(type, listener);
   }
 
-  /** Per-key and pool status. Never includes key values. */
+  /** Per-key and pool status, and the store's (`store`). Never includes key values. */
   status() {
-    return this.#pool.status();
+    const status = this.#call((pool) => pool.status());
+    status.store = this.#shared ? this.#shared.status() : { kind: "memory", healthy: true, lastSyncAt: null };
+    return status;
+  }
+
+  /** Sends this instance's work to the shared store now (a Worker hands this to `waitUntil`). */
+  async flush() {
+    if (this.#shared) await this.#shared.flush();
+  }
+
+  /** Sends what is left to the store (bounded wait) and releases its connections. */
+  async close() {
+    if (this.#shared) await this.#shared.close();
+  }
+
+  async [Symbol.asyncDispose ?? Symbol.for("Symbol.asyncDispose")]() {
+    await this.close();
   }
 
   /** Adds a key (string or `{ id, value, monthlyQuota?, weight?, metadata? }`); returns its id. */
   addKey(key) {
+    const secrets = [...this.#secrets, ...keyValues([key])];
     try {
-      const id = this.#pool.addKey(key);
-      this.#secrets.push(...keyValues([key]));
+      const id = this.#live().addKey(key);
+      this.#secrets = secrets;
+      this.#changes.push(["add", key]);
       return id;
     } catch (e) {
-      throw toError(e, [...this.#secrets, ...keyValues([key])]);
+      throw isTrap(e) ? this.#error(e) : toError(e, secrets);
     }
   }
 
   /** Removes a key; requests in flight on it finish normally. */
   removeKey(id) {
-    this.#call(() => this.#pool.removeKey(String(id)));
+    this.#call((pool) => pool.removeKey(String(id)));
+    this.#changes.push(["remove", String(id)]);
   }
 
   /** Puts a key back in rotation (also clears an invalid verdict or cooldown). */
   enableKey(id) {
-    this.#call(() => this.#pool.setKeyEnabled(String(id), true));
+    this.#call((pool) => pool.setKeyEnabled(String(id), true));
+    this.#changes.push(["enable", String(id), true]);
+    if (this.#shared) this.#shared.noteReset(String(id));
   }
 
   /** Takes a key out of rotation. */
   disableKey(id) {
-    this.#call(() => this.#pool.setKeyEnabled(String(id), false));
+    this.#call((pool) => pool.setKeyEnabled(String(id), false));
+    this.#changes.push(["enable", String(id), false]);
   }
 
   /** Shareable per-key state (counters, cooldowns, limits), for a store shared by instances. */
   exportState() {
-    return this.#pool.exportState();
+    return this.#call((pool) => pool.exportState());
   }
 
   /** Replaces per-key state from a snapshot. */
   importState(snapshot) {
-    this.#call(() => this.#pool.importState(snapshot));
+    refuseArray(snapshot);
+    this.#call((pool) => pool.importState(snapshot));
   }
 
   /** Merges another instance's snapshot: counters add, cooldowns take the later time. */
   mergeState(snapshot) {
-    this.#call(() => this.#pool.mergeState(snapshot));
+    refuseArray(snapshot);
+    this.#call((pool) => pool.mergeState(snapshot));
   }
 
   #call(f) {
     try {
-      return f();
+      return f(this.#live());
     } catch (e) {
-      throw toError(e, this.#secrets);
+      throw this.#error(e);
     }
   }
 }
 
-/** The answer `fetch` gives when no key can serve: 429 with retry-after, or 503. */
-export function noKeysResponse(e) {
-  const headers = { "content-type": "application/json", "x-poolswitch-error": "no_healthy_keys" };
-  if (e.retryAt !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil((e.retryAt - Date.now()) / 1000)));
-  const body = JSON.stringify({ error: { message: e.message, type: "no_healthy_keys", retry_at: e.retryAt ?? null } });
-  return new Response(body, { status: e.retryAt !== undefined ? 429 : 503, headers });
+// The core would read an array as an empty snapshot.
+function refuseArray(snapshot) {
+  if (Array.isArray(snapshot)) throw invalidConfig("snapshot", "expected an object, got an array");
+}
+
+// Once per outage, through the host's warning channel.
+function storeWarning(message) {
+  const p = globalThis.process;
+  if (p && typeof p.emitWarning === "function") p.emitWarning(message, "PoolSwitchStoreWarning");
+  else console.warn(message);
 }

@@ -6,6 +6,6 @@ import { undiciTransport, rawBody } from "./transport/undici.js";
 
 useTransport(undiciTransport);
 
-export { PoolSwitchClient, PoolSwitchError } from "./inline.js";
+export { PoolSwitchClient, PoolSwitchError, MemoryStore, useRedis } from "./inline.js";
 /** Internal, for proxy mode (gateway/forward.js): the same module instance as the client. */
 export const forwarding = { sendThrough, noKeysResponse, rawBody };

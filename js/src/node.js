@@ -2,5 +2,10 @@
 // `require` in one process share one wasm instance and one PoolSwitchError class (no
 // dual-package hazard).
 import cjs from "../cjs/node.cjs";
+// The Redis store exists only here: browser and Worker bundles never see it, and its client
+// library (@redis/client) is imported only when a redis:// URL is configured.
+import { createRedisStore } from "./store/redis.js";
 
-export const { PoolSwitchClient, PoolSwitchError } = cjs;
+cjs.useRedis(createRedisStore);
+
+export const { PoolSwitchClient, PoolSwitchError, MemoryStore } = cjs;

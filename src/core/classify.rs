@@ -1,4 +1,4 @@
-//! What a response means for its key: the decision table of DESIGN.md's behaviour contract.
+//! What a response means for its key: the decision table of the behaviour contract (README).
 //!
 //! Decided from the status, the provider's error body (OpenAI, Anthropic, Gemini, Groq shapes)
 //! and the rate-limit headers, as a pure function so every provider shape is unit-tested.

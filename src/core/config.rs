@@ -286,6 +286,35 @@ pub struct PoolConfig {
 }
 
 impl PoolConfig {
+    /// The config's field names, snake_case, as serde reads them (aliases left out): the one
+    /// list the proxy settings, the WIT `config` record and `index.d.ts` are checked against.
+    pub fn field_names() -> Vec<&'static str> {
+        /// A deserializer that only records the field list serde asks it for.
+        struct Fields(std::cell::RefCell<Vec<&'static str>>);
+        impl<'de> de::Deserializer<'de> for &Fields {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("fields only"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.borrow_mut().extend_from_slice(fields);
+                Err(de::Error::custom("fields only"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+                unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+        let fields = Fields(Default::default());
+        let _ = <PoolConfig as Deserialize>::deserialize(&fields);
+        fields.0.into_inner().into_iter().filter(|f| !f.chars().any(|c| c.is_ascii_uppercase())).collect()
+    }
+
     /// A config with defaults for everything but the base URL and keys.
     pub fn new(upstream_base_url: impl Into<String>, keys: Vec<KeyConfig>) -> Self {
         PoolConfig {

@@ -13,6 +13,9 @@ use super::limits::min_opt;
 use super::secret::ApiKey;
 use super::strategy;
 
+mod month;
+pub use month::utc_month;
+
 /// How long a key the provider called empty rests when the provider gave no reset time.
 const UNKNOWN_RESET_MS: u64 = 60_000;
 
@@ -88,6 +91,13 @@ pub struct KeySlot {
     pub last_used_seq: u64,
     pub last_error: Option<String>,
     pub bucket: Option<TokenBucket>,
+    /// The UTC month (`yyyymm`) `month_successes` counts, 0 before the first success.
+    pub month: u32,
+    /// Successes in `month`: what `monthly_quota` is spent by.
+    pub month_successes: u64,
+    /// When the provider last reported remaining requests or tokens (epoch ms), so instances
+    /// sharing state keep the newest report.
+    pub limits_observed_at: Option<u64>,
 }
 
 /// Whether a key can take a request.
@@ -124,6 +134,9 @@ impl KeySlot {
             last_used_seq: 0,
             last_error: None,
             bucket: None,
+            month: 0,
+            month_successes: 0,
+            limits_observed_at: None,
         }
     }
 
@@ -150,11 +163,20 @@ impl KeySlot {
         }
     }
 
-    /// Estimated requests left: the provider's latest word while its window lasts, else the
-    /// monthly quota minus use; `None` when nothing is known.
+    /// Successes in the UTC month of `now`.
+    pub fn successes_this_month(&self, now: u64) -> u64 {
+        if self.month == utc_month(now) {
+            self.month_successes
+        } else {
+            0
+        }
+    }
+
+    /// Estimated requests left: the lower of the provider's latest word (while its window
+    /// lasts) and the monthly quota minus this month's use; `None` when nothing is known.
     pub fn estimated_remaining(&self, now: u64) -> Option<u64> {
         let from_headers = self.remaining_requests.filter(|_| self.requests_reset_at.is_none_or(|t| t > now));
-        let from_quota = self.monthly_quota.map(|q| q.saturating_sub(self.counters.successes));
+        let from_quota = self.monthly_quota.map(|q| q.saturating_sub(self.successes_this_month(now)));
         match (from_headers, from_quota) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -386,6 +408,9 @@ fn book_end(key: &mut KeySlot, now: u64, end: AttemptEnd, cooldown_ms: u64, even
     let outcome = classification.outcome;
     if outcome == Outcome::Success {
         key.counters.successes = key.counters.successes.saturating_add(1);
+        let month = utc_month(now);
+        key.month_successes = if key.month == month { key.month_successes.saturating_add(1) } else { 1 };
+        key.month = month;
         key.consecutive_rate_limits = 0;
         return;
     }
@@ -418,6 +443,9 @@ fn book_end(key: &mut KeySlot, now: u64, end: AttemptEnd, cooldown_ms: u64, even
 
 fn apply_limits(key: &mut KeySlot, c: &Classification, now: u64) {
     let l = &c.limits;
+    if l.remaining_requests.is_some() || l.remaining_tokens.is_some() {
+        key.limits_observed_at = Some(now);
+    }
     if let Some(r) = l.remaining_requests {
         key.remaining_requests = Some(r);
         key.requests_reset_at = l.requests_reset_at.or((r == 0).then_some(now.saturating_add(UNKNOWN_RESET_MS)));

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::classify::Outcome;
 use super::error::ConfigError;
 use super::limits::{clamp_at, MAX_COUNT};
-use super::pool::{Counters, KeySlot, Pool};
+use super::pool::{utc_month, Counters, KeySlot, Pool};
 
 /// One key's shareable state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +34,12 @@ pub struct KeySnapshot {
     pub tokens_reset_at: Option<u64>,
     pub last_used_at: Option<u64>,
     pub last_error: Option<String>,
+    /// When the provider last reported the remaining counts above (epoch ms).
+    pub limits_observed_at: Option<u64>,
+    /// The UTC month (`yyyymm`) `month_successes` counts.
+    pub month: Option<u32>,
+    /// Successes in `month`, what `monthlyQuota` is spent by.
+    pub month_successes: u64,
 }
 
 /// Every key's shareable state.
@@ -90,6 +96,10 @@ impl KeySnapshot {
             // A last use is never later than now.
             last_used_at: self.last_used_at.map(|t| t.min(now)),
             last_error: self.last_error.as_deref().map(|e| cut(e, MAX_LAST_ERROR_LEN)),
+            // A report is never later than now; a month never later than now's.
+            limits_observed_at: self.limits_observed_at.map(|t| t.min(now)),
+            month: self.month.map(|m| m.min(utc_month(now))),
+            month_successes: n(self.month_successes),
         }
     }
 
@@ -113,6 +123,9 @@ impl KeySnapshot {
             tokens_reset_at: k.tokens_reset_at,
             last_used_at: k.last_used_at,
             last_error: k.last_error.clone(),
+            limits_observed_at: k.limits_observed_at,
+            month: (k.month != 0).then_some(k.month),
+            month_successes: n(k.month_successes),
         }
     }
 
@@ -138,10 +151,14 @@ impl KeySnapshot {
         k.tokens_reset_at = self.tokens_reset_at;
         k.last_used_at = self.last_used_at;
         k.last_error = self.last_error.clone();
+        k.limits_observed_at = self.limits_observed_at;
+        k.month = self.month.unwrap_or(0);
+        k.month_successes = self.month_successes;
     }
 
     /// Merges another instance's state into this key: counters add, rests and times take the
-    /// later value, remaining estimates the lower, invalid sticks. Counters come from outside,
+    /// later value, remaining estimates the newest report (the lower when neither is timed),
+    /// invalid sticks, this month's use adds. Counters come from outside,
     /// so they saturate rather than overflow.
     fn merge_into(&self, k: &mut KeySlot) {
         let c = &mut k.counters;
@@ -157,10 +174,31 @@ impl KeySnapshot {
             k.cooldown_reason = self.cooldown_reason.as_deref().and_then(outcome_from_str);
         }
         k.invalid |= self.invalid;
-        k.remaining_requests = lower(k.remaining_requests, self.remaining_requests);
-        k.requests_reset_at = later(k.requests_reset_at, self.requests_reset_at);
-        k.remaining_tokens = lower(k.remaining_tokens, self.remaining_tokens);
-        k.tokens_reset_at = later(k.tokens_reset_at, self.tokens_reset_at);
+        match (self.limits_observed_at, k.limits_observed_at) {
+            // The provider's newest word wins; a report with no time does not replace a timed one.
+            (Some(theirs), mine) if mine.is_none_or(|m| theirs > m) => {
+                k.remaining_requests = self.remaining_requests;
+                k.requests_reset_at = self.requests_reset_at;
+                k.remaining_tokens = self.remaining_tokens;
+                k.tokens_reset_at = self.tokens_reset_at;
+                k.limits_observed_at = Some(theirs);
+            }
+            (Some(_), _) | (None, Some(_)) => {}
+            (None, None) => {
+                k.remaining_requests = lower(k.remaining_requests, self.remaining_requests);
+                k.requests_reset_at = later(k.requests_reset_at, self.requests_reset_at);
+                k.remaining_tokens = lower(k.remaining_tokens, self.remaining_tokens);
+                k.tokens_reset_at = later(k.tokens_reset_at, self.tokens_reset_at);
+            }
+        }
+        // This month's use adds within one month; a later month starts over.
+        let theirs = self.month.unwrap_or(0);
+        if theirs == k.month {
+            k.month_successes = k.month_successes.saturating_add(self.month_successes);
+        } else if theirs > k.month {
+            k.month = theirs;
+            k.month_successes = self.month_successes;
+        }
         if self.last_used_at > k.last_used_at && self.last_error.is_some() {
             k.last_error = self.last_error.clone();
         }
@@ -191,6 +229,11 @@ impl PoolSnapshot {
                     failovers: k.failovers.saturating_sub(b.failovers),
                     rate_limits: k.rate_limits.saturating_sub(b.rate_limits),
                     stream_errors: k.stream_errors.saturating_sub(b.stream_errors),
+                    month_successes: if k.month == b.month {
+                        k.month_successes.saturating_sub(b.month_successes)
+                    } else {
+                        k.month_successes
+                    },
                     ..k.clone()
                 },
             })

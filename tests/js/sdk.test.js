@@ -105,3 +105,46 @@ test("anthropic: a cut stream rejects and counts against the key", async () => {
   await assert.rejects(stream.finalMessage());
   assert.equal(client.status().keys[0].streamErrorCount, 1);
 });
+
+// With their own retries on (the default), the SDKs sleep for whatever retry-after says. When
+// the only key rests for an hour, the call must fail now; when it returns soon, the SDK's retry
+// must get it. (The test timeout is a safety net only: openai's sleep ignores abort signals.)
+const withRetries = { openai: (client) => new OpenAI({ apiKey: "x", baseURL: `${mock.url}/v1`, fetch: client.fetch, maxRetries: 2 }), anthropic: (client) => new Anthropic({ apiKey: "x", baseURL: mock.url, fetch: client.fetch, maxRetries: 2 }) };
+const ask = {
+  openai: (sdk) => sdk.chat.completions.create({ model: "m", messages: [{ role: "user", content: "hi" }] }),
+  anthropic: (sdk) => sdk.messages.create({ model: "claude-x", max_tokens: 16, messages: [{ role: "user", content: "hi" }] }),
+};
+const text = { openai: (out) => out.choices[0].message.content, anthropic: (out) => out.content[0].text };
+
+for (const name of ["openai", "anthropic"]) {
+  const auth = name === "anthropic" ? { authHeaderName: "x-api-key", authScheme: null } : {};
+
+  test(`${name}: when every key rests longer than the pool waits, the call fails at once instead of sleeping`, { timeout: 60_000 }, async () => {
+    const { client, calls } = await pool({ a: { script: [name === "openai" ? "rate_limit:3600000" : "anthropic_rate_limit:3600"] } }, auth);
+    const sdk = withRetries[name](client);
+    // The upstream's own 429, handed back with the pool's advice.
+    await assert.rejects(ask[name](sdk), (e) => {
+      assert.equal(e.status, 429);
+      assert.equal(e.headers.get?.("x-should-retry") ?? e.headers["x-should-retry"], "false");
+      return true;
+    });
+    // The pool's own answer: no key can serve.
+    await assert.rejects(ask[name](sdk), (e) => e.status === 429);
+    assert.equal((await calls()).length, 1, "the provider was asked once: no SDK retry");
+    assert.equal(client.status().keys[0].state, "cooling");
+  });
+
+  test(`${name}: when a key returns soon, the SDK waits for it and retries`, { timeout: 60_000 }, async () => {
+    const { client, run, calls } = await pool({ a: { script: ["rate_limit:300"] } }, { ...auth, retryAttempts: 0 });
+    // The upstream's 429 (the pool does not wait: retryAttempts 0), advised as retryable.
+    await assert.rejects(ask[name]((name === "openai" ? openai : anthropic)(client)), (e) => {
+      assert.equal(e.status, 429);
+      assert.equal(e.headers.get?.("x-should-retry") ?? e.headers["x-should-retry"], "true");
+      return true;
+    });
+    // While the key rests, the pool's own answer: the SDK waits as told and its retry is served.
+    const out = await ask[name](withRetries[name](client));
+    assert.equal(text[name](out), `served by ${run}a`);
+    assert.deepEqual((await calls()).map((c) => c.outcome), ["rate_limit", "ok"]);
+  });
+}

@@ -35,9 +35,8 @@ function throws(f, message) {
 
 /** Control of the mock provider over HTTP, usable from any host. */
 export function mockControl(url, fetchImpl = (u, i) => globalThis.fetch(u, i)) {
-  // Control calls are tried twice: a kept-alive connection the mock closes as it is reused is
-  // the test harness's hiccup, not the client's.
-  const call = (path, init) => fetchImpl(`${url}${path}`, init).catch(() => fetchImpl(`${url}${path}`, init)).then((r) => r.json());
+  // Tried once: the mock never closes an idle kept-alive connection (see its listen()).
+  const call = (path, init) => fetchImpl(`${url}${path}`, init).then((r) => r.json());
   return {
     url,
     setKeys: (specs) => call("/__mock/keys", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(specs) }),

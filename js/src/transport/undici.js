@@ -6,7 +6,7 @@
 // `response` is a Reply: status, the raw header record, undici's body stream. The pool reads
 // 2xx bodies with text(); a standard Response is built only when the caller asks for one
 // (client.fetch, stream: true) or an error answer is handed over.
-import { fetchTransport } from "./fetch.js";
+import { BodyStalled, fetchTransport } from "./fetch.js";
 
 // Node's built-in modules, reached without a top-level require or import: an app's ESM bundle
 // of the CommonJS build (esbuild --format=esm) cannot require them.
@@ -196,10 +196,24 @@ export function undiciTransport(dispatcher) {
     // Replies are undici's, or Responses when fetch served (see sharedDispatcher).
     discard: (reply) => (reply instanceof Reply ? reply.discard() : viaFetch.discard(reply)),
 
-    async text(reply) {
-      if (!(reply instanceof Reply)) return viaFetch.text(reply);
-      if (!reply.prefix && !reply.headers["content-encoding"]) return reply.body.text();
-      return (await collect(reply)).toString("utf8");
+    async text(reply, ms) {
+      if (!(reply instanceof Reply)) return viaFetch.text(reply, ms);
+      const read = !reply.prefix && !reply.headers["content-encoding"] ? reply.body.text() : collect(reply).then((b) => b.toString("utf8"));
+      if (ms === undefined) return read;
+      // A provider can send headers and then stall: after `ms` the body is destroyed, which
+      // ends the read and frees the connection.
+      let expired = false;
+      const timer = setTimeout(() => {
+        expired = true;
+        reply.body.destroy(new BodyStalled(`its body did not arrive within ${ms} ms`));
+      }, ms);
+      try {
+        return await read;
+      } catch (e) {
+        throw expired ? new BodyStalled(`its body did not arrive within ${ms} ms`) : e;
+      } finally {
+        clearTimeout(timer);
+      }
     },
 
     header: (reply, name) => (reply instanceof Reply ? reply.header(name) : viaFetch.header(reply, name)),

@@ -38,7 +38,7 @@ enum Part {
 }
 
 /// Every field. The pool's part must list exactly `PoolConfig`'s fields (a test checks it).
-const FIELDS: [(&str, Kind, Part); 24] = [
+const FIELDS: [(&str, Kind, Part); 26] = [
     ("upstream_base_url", Kind::Text, Part::Pool),
     ("keys", Kind::Keys, Part::Pool),
     ("strategy", Kind::Text, Part::Pool),
@@ -63,6 +63,9 @@ const FIELDS: [(&str, Kind, Part); 24] = [
     ("body_limit_bytes", Kind::Whole, Part::Gateway),
     ("drain_timeout_ms", Kind::Whole, Part::Gateway),
     ("state_file", Kind::Text, Part::Gateway),
+    // The Node gateway's shared key state (its client's `store` and `namespace`).
+    ("store", Kind::Text, Part::Gateway),
+    ("namespace", Kind::Text, Part::Gateway),
 ];
 
 const ENV_PREFIX: &str = "POOLSWITCH_";
@@ -147,6 +150,10 @@ pub struct ProxySettings {
     pub drain_timeout_ms: u64,
     /// The WASI gateway's key-state file (its instances live one request each).
     pub state_file: Option<String>,
+    /// The Node gateway's shared store: `memory`, or a `redis://` / `rediss://` URL.
+    pub store: Option<String>,
+    /// The pool's name in the store.
+    pub namespace: Option<String>,
 }
 
 impl std::fmt::Debug for ProxySettings {
@@ -160,6 +167,9 @@ impl std::fmt::Debug for ProxySettings {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("drain_timeout_ms", &self.drain_timeout_ms)
             .field("state_file", &self.state_file)
+            // A Redis URL may hold a password.
+            .field("store", &self.store.as_ref().map(|s| if s == "memory" { "memory" } else { "<redis url>" }))
+            .field("namespace", &self.namespace)
             .finish()
     }
 }
@@ -298,6 +308,19 @@ fn settings(fields: &Map<String, Value>, listen: Listen) -> Result<ProxySettings
     }
     let drain_timeout_ms = whole(fields, "drain_timeout_ms", DEFAULT_DRAIN_MS, MAX_DRAIN_MS)?;
     let state_file = text(fields, "state_file")?.filter(|s| !s.is_empty()).map(str::to_owned);
+    let store = text(fields, "store")?.filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(s) = &store {
+        let url = s.starts_with("redis://") || s.starts_with("rediss://");
+        if !(s == "memory" || url) || s.len() > 2048 || s.chars().any(char::is_control) {
+            return Err(ConfigError::new("store", "must be `memory` or a redis:// or rediss:// URL"));
+        }
+    }
+    let namespace = text(fields, "namespace")?.filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(n) = &namespace {
+        if n.len() > 100 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)) {
+            return Err(ConfigError::new("namespace", "must be 1 to 100 letters, digits or _ . : -"));
+        }
+    }
     let exposed = match listen {
         Listen::Configured => !is_loopback(&host),
         Listen::Unknown => true,
@@ -312,7 +335,18 @@ fn settings(fields: &Map<String, Value>, listen: Listen) -> Result<ProxySettings
             format!("is required: {where_}; set one, or set allow_unauthenticated: true to serve without"),
         ));
     }
-    Ok(ProxySettings { host, port, gateway_token: token, allow_unauthenticated, log_level, body_limit_bytes, drain_timeout_ms, state_file })
+    Ok(ProxySettings {
+        host,
+        port,
+        gateway_token: token,
+        allow_unauthenticated,
+        log_level,
+        body_limit_bytes,
+        drain_timeout_ms,
+        state_file,
+        store,
+        namespace,
+    })
 }
 
 impl ProxyConfig {
@@ -406,38 +440,10 @@ mod tests {
         json!({ "upstream_base_url": "https://api.example.com", "keys": ["sk-a", "sk-b"] })
     }
 
-    /// Lists `PoolConfig`'s fields as serde derives them, by asking it to deserialize from a
-    /// deserializer that only records the field list.
-    fn pool_config_fields() -> Vec<&'static str> {
-        struct Fields(std::cell::RefCell<Vec<&'static str>>);
-        impl<'de> serde::Deserializer<'de> for &Fields {
-            type Error = serde::de::value::Error;
-            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-                Err(serde::de::Error::custom("fields only"))
-            }
-            fn deserialize_struct<V: serde::de::Visitor<'de>>(
-                self,
-                _: &'static str,
-                fields: &'static [&'static str],
-                _: V,
-            ) -> Result<V::Value, Self::Error> {
-                self.0.borrow_mut().extend_from_slice(fields);
-                Err(serde::de::Error::custom("fields only"))
-            }
-            serde::forward_to_deserialize_any! {
-                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
-                unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
-            }
-        }
-        let f = Fields(Default::default());
-        let _ = <PoolConfig as serde::Deserialize>::deserialize(&f);
-        f.0.into_inner()
-    }
-
     #[test]
     fn the_pool_part_lists_exactly_the_pool_config_fields() {
         let mut ours: Vec<&str> = FIELDS.iter().filter(|(_, _, p)| *p == Part::Pool).map(|(f, _, _)| *f).collect();
-        let mut theirs: Vec<&str> = pool_config_fields().into_iter().filter(|f| !f.chars().any(|c| c.is_ascii_uppercase())).collect();
+        let mut theirs = PoolConfig::field_names();
         ours.sort_unstable();
         theirs.sort_unstable();
         assert_eq!(ours, theirs);
