@@ -48,7 +48,8 @@ const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", 
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
 class Reply {
-  constructor(data) {
+  constructor(data, url) {
+    this.url = url; // what fetch's Response.url would be (the client hides a query key in it)
     this.status = data.statusCode;
     this.headers = data.headers; // lower-case names; a repeated header is an array
     this.body = data.body;
@@ -167,6 +168,15 @@ function decoderFor(encoding) {
   return null;
 }
 
+// A Response built here has no URL of its own (fetch sets it from the request): give it the
+// request's, and to its clones too.
+function withUrl(response, url) {
+  const clone = response.clone;
+  Object.defineProperty(response, "url", { value: url, configurable: true });
+  Object.defineProperty(response, "clone", { value: () => withUrl(clone.call(response), url), configurable: true });
+  return response;
+}
+
 /** A transport over undici's dispatcher API (`dispatcher`: an undici Dispatcher; the shared Agent by default). */
 export function undiciTransport(dispatcher) {
   const transport = {
@@ -174,7 +184,7 @@ export function undiciTransport(dispatcher) {
       dispatcher ??= sharedDispatcher();
       if (!dispatcher) return viaFetch.send(method, url, headers, body, signal);
       return new Promise((resolve, reject) => {
-        dispatcher.request(transport.options(method, url, headers, body, signal), (err, data) => (err ? reject(err) : resolve(new Reply(data))));
+        dispatcher.request(transport.options(method, url, headers, body, signal), (err, data) => (err ? reject(err) : resolve(new Reply(data, url))));
       });
     },
 
@@ -226,11 +236,12 @@ export function undiciTransport(dispatcher) {
         else headers.append(name, value);
       }
       const status = reply.status;
+      let response;
       if (NULL_BODY.has(status)) {
         reply.body.dump().catch(() => {});
-        return new Response(null, { status, headers });
-      }
-      return new Response(builtin("node:stream").Readable.toWeb(decoded(reply)), { status, headers });
+        response = new Response(null, { status, headers });
+      } else response = new Response(builtin("node:stream").Readable.toWeb(decoded(reply)), { status, headers });
+      return withUrl(response, reply.url);
     },
   };
   return transport;
