@@ -271,7 +271,7 @@ export type PoolEvent = EventContext &
   (
     | { type: "request"; keyId: string; attempt: number; method: string }
     | { type: "success"; keyId: string; status: number; attempts: number; elapsedMs: number }
-    | { type: "failover"; fromKeyId: string; reason: Outcome; attempt: number }
+    | { type: "failover"; fromKeyId: string; /** The key the request moved to; null when none could serve at once. */ toKeyId: string | null; reason: Outcome; attempt: number }
     | { type: "cooldown"; keyId: string; reason: Outcome; untilMs: number | null }
     | { type: "recovered"; keyId: string }
     | { type: "retry"; attempt: number; reason: string; delayMs: number }

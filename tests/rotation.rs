@@ -222,10 +222,12 @@ fn quota_exhausted_key_fails_over_at_once_and_cools_for_cooldown_seconds() {
     assert_eq!(a.state, KeyState::Exhausted);
     assert_eq!(a.cooldown_until, Some(START_MS + 600_000));
     assert_eq!((a.failover_count, a.error_count, a.last_error.as_deref()), (1, 1, Some("quota_exhausted")));
-    assert!(events
-        .borrow()
-        .iter()
-        .any(|e| matches!(e, PoolEvent::Failover { from_key_id, reason: Outcome::QuotaExhausted, .. } if from_key_id == "a")));
+    // The failover names the key the call moved to, and comes before that key's request.
+    let failovers: Vec<_> = events.borrow().iter().filter(|e| matches!(e, PoolEvent::Failover { .. })).cloned().collect();
+    assert_eq!(
+        failovers,
+        [PoolEvent::Failover { from_key_id: "a".into(), to_key_id: Some("b".into()), reason: Outcome::QuotaExhausted, attempt: 1 }]
+    );
 
     for _ in 0..4 {
         send(&c, &time, post("/chat")).unwrap();
@@ -781,4 +783,19 @@ fn a_deadline_bounds_the_whole_call_through_the_async_driver() {
     assert_eq!(err, PoolError::Timeout { key_id: "a".into(), after_ms: 5_000 });
     assert_eq!(time.elapsed() - before, 5_000);
     assert_eq!(key_status(&c.status(), "a").in_flight, 0);
+}
+
+#[test]
+fn a_failover_with_no_key_left_names_none() {
+    let time = VirtualTime::new();
+    let keys = [("a", "sk-aaa-secret")];
+    let t = ScriptedTransport::new(&time, &keys, |_, _| status(429, OPENAI_QUOTA));
+    let c = shared(&config(&keys), &t, &time);
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let sink = events.clone();
+    c.set_listener(Some(Rc::new(move |e: &PoolEvent| sink.borrow_mut().push(e.clone()))));
+    let reply = send(&c, &time, post("/chat")).unwrap();
+    assert_eq!((reply.response.status, reply.key_id.as_str()), (429, "a"));
+    let failovers: Vec<_> = events.borrow().iter().filter(|e| matches!(e, PoolEvent::Failover { .. })).cloned().collect();
+    assert_eq!(failovers, [PoolEvent::Failover { from_key_id: "a".into(), to_key_id: None, reason: Outcome::QuotaExhausted, attempt: 1 }]);
 }

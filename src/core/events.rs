@@ -12,8 +12,9 @@ pub enum PoolEvent {
     Request { key_id: String, attempt: u32, method: String },
     /// The request completed with a response handed back to the caller.
     Success { key_id: String, status: u16, attempts: u32, elapsed_ms: u64 },
-    /// `from_key_id` failed through its own fault; the request moves to another key.
-    Failover { from_key_id: String, reason: Outcome, attempt: u32 },
+    /// `from_key_id` failed through its own fault; the request moves to `to_key_id`, or to none
+    /// (`null`: no key could serve at once, so it waits or ends).
+    Failover { from_key_id: String, to_key_id: Option<String>, reason: Outcome, attempt: u32 },
     /// A key was put to rest until `until_ms` (epoch ms), or out of rotation (`until_ms` absent).
     Cooldown { key_id: String, reason: Outcome, until_ms: Option<u64> },
     /// A cooling key is back in rotation.

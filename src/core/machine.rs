@@ -119,6 +119,8 @@ pub struct Call {
     retries: u32,
     tried: Vec<usize>,
     last: Option<Last>,
+    /// A key fault whose `failover` event waits for the key the call moves to.
+    failover: Option<(String, Outcome, u32)>,
     /// The end of the last wait, for a call that runs out of time before any attempt.
     waited_for: Option<u64>,
     phase: Phase,
@@ -143,6 +145,7 @@ impl Call {
             retries: 0,
             tried: Vec::new(),
             last: None,
+            failover: None,
             waited_for: None,
             phase: Phase::Choose,
             actions: VecDeque::new(),
@@ -255,7 +258,20 @@ impl Call {
         self.deadline_at.is_none_or(|d| at < d)
     }
 
+    /// Emits the pending `failover` event, naming the key the call moved to (if any).
+    fn emit_failover<R: Rng>(&mut self, shared: &mut Shared<R>, to_key_id: Option<String>) {
+        if let Some((from_key_id, reason, attempt)) = self.failover.take() {
+            shared.push_events([PoolEvent::Failover { from_key_id, to_key_id, reason, attempt }]);
+        }
+    }
+
     fn choose<R: Rng>(&mut self, shared: &mut Shared<R>, now: u64) {
+        self.choose_key(shared, now);
+        // No attempt began (a wait, or the end): the failover went to no key.
+        self.emit_failover(shared, None);
+    }
+
+    fn choose_key<R: Rng>(&mut self, shared: &mut Shared<R>, now: u64) {
         if !self.fits_deadline(now) {
             return self.give_up(self.waited_for);
         }
@@ -309,6 +325,7 @@ impl Call {
                 return true;
             }
         };
+        self.emit_failover(shared, Some(key_id.clone()));
         if shared.listening() {
             shared.push_events([PoolEvent::Request { key_id: key_id.clone(), attempt: number, method: self.req.method.to_string() }]);
         }
@@ -354,13 +371,17 @@ impl Call {
         let mut events = EventBuffer::new();
         shared.pool.finish(a.slot, now, AttemptEnd::Response(verdict), &mut events);
         let outcome = verdict.outcome;
-        if outcome.is_key_fault() {
-            events.push(PoolEvent::Failover { from_key_id: a.key_id.clone(), reason: outcome, attempt: self.attempts });
-        }
         shared.push_events(events);
+        let moves_on = outcome.is_key_fault() && self.attempts < self.max_attempts;
+        if outcome.is_key_fault() {
+            self.failover = Some((a.key_id.clone(), outcome, self.attempts));
+            if !moves_on {
+                self.emit_failover(shared, None);
+            }
+        }
         let reply = Finished { attempt: a.number, key_id: a.key_id, attempts: self.attempts, outcome, retry_at_ms: None };
         let config = &shared.config;
-        if outcome.is_key_fault() && self.attempts < self.max_attempts {
+        if moves_on {
             self.tried.push(a.slot);
             self.set_last(Last::Reply(reply));
             self.phase = Phase::Choose;

@@ -148,7 +148,7 @@ export const scenarios = {
     const events = [];
     const failing = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.list.slice(0, 2), strategy: "round_robin", onEvent: (e) => events.push(e) });
     await failing.post("/v1/chat/completions", chat);
-    equal(events.filter((e) => e.type === "failover").map((e) => [e.fromKeyId, e.reason]), [["a", "quota_exhausted"]], "failover event");
+    equal(events.filter((e) => e.type === "failover").map((e) => [e.fromKeyId, e.toKeyId, e.reason]), [["a", "b", "quota_exhausted"]], "failover event");
     const retries = [];
     const waiting = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: [k.list[2]], onEvent: (e) => e.type === "retry" && retries.push(e) });
     await waiting.get("/v1/models");
