@@ -208,6 +208,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Longest this request may take in all, retries and waits included (overrides the config's). */
   deadlineMs?: number;
+  /** Retries after transient failures for this request (overrides the config's `retryAttempts`). */
+  retryAttempts?: number;
   /** Resolve to the upstream `Response` (body streamed, untouched) instead of parsed data. */
   stream?: boolean;
 }
@@ -410,7 +412,7 @@ export class PoolSwitchClient {
    * fetch-compatible and pre-bound: pass it to SDKs as `fetch: client.fetch`. The Response also
    * carries a non-enumerable `poolswitch` property: `{ keyId, attempts, outcome }`.
    */
-  fetch(input: string | URL | Request, init?: RequestInit & { timeoutMs?: number; deadlineMs?: number }): Promise<Response & { poolswitch?: { keyId: string; attempts: number; outcome: Outcome } }>;
+  fetch(input: string | URL | Request, init?: RequestInit & { timeoutMs?: number; deadlineMs?: number; retryAttempts?: number }): Promise<Response & { poolswitch?: { keyId: string; attempts: number; outcome: Outcome } }>;
   /** Listens to one event type; `"*"` for every pool event, `"error"` for a listener that threw. */
   on<T extends PoolEvent["type"]>(type: T, listener: (event: EventOfType<T>) => void): this;
   on(type: "*", listener: (event: PoolEvent) => void): this;

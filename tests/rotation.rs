@@ -799,3 +799,22 @@ fn a_failover_with_no_key_left_names_none() {
     let failovers: Vec<_> = events.borrow().iter().filter(|e| matches!(e, PoolEvent::Failover { .. })).cloned().collect();
     assert_eq!(failovers, [PoolEvent::Failover { from_key_id: "a".into(), to_key_id: None, reason: Outcome::QuotaExhausted, attempt: 1 }]);
 }
+
+#[test]
+fn a_request_may_set_its_own_retry_attempts() {
+    let time = VirtualTime::new();
+    let t = ScriptedTransport::new(&time, &KEYS3[..1], |_, _| status(500, "oops"));
+    let c = shared(&config(&KEYS3[..1]), &t, &time);
+    // The config allows 3 retries; this request allows none, the next one 1.
+    let mut none = post("/chat");
+    none.retry_attempts = Some(0);
+    assert_eq!(send(&c, &time, none).unwrap().attempts, 1);
+    let mut one = post("/chat");
+    one.retry_attempts = Some(1);
+    assert_eq!(send(&c, &time, one).unwrap().attempts, 2);
+    assert_eq!(send(&c, &time, post("/chat")).unwrap().attempts, 4, "the config's 3 retries otherwise");
+    let mut too_many = post("/chat");
+    too_many.retry_attempts = Some(1_000);
+    let e = send(&c, &time, too_many).unwrap_err();
+    assert!(e.to_string().contains("retryAttempts must be between 0 and"), "{e}");
+}

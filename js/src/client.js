@@ -264,7 +264,7 @@ function checkedOptions(method, opts) {
   if (opts.json !== undefined && opts.body !== undefined && opts.body !== null) throw invalidRequest("json and body cannot both be given");
   const hasBody = opts.json !== undefined || (opts.body !== undefined && opts.body !== null);
   if (hasBody && (method === "GET" || method === "HEAD")) throw invalidRequest(`a ${method} request cannot have a body`, opts.json !== undefined ? "json" : "body");
-  for (const name of ["timeoutMs", "deadlineMs"]) {
+  for (const name of ["timeoutMs", "deadlineMs", "retryAttempts"]) {
     if (opts[name] !== undefined && (typeof opts[name] !== "number" || !Number.isFinite(opts[name]))) throw invalidRequest("must be a finite number", name);
   }
   return opts;
@@ -477,7 +477,7 @@ export class PoolSwitchClient {
     try {
       pool = this.#events.forRequest(this.#live(), path);
       const hasBody = body !== undefined && body !== null;
-      first = pool.start(method, path, wirePairs(headers), wirePairs(flatQuery(opts.query)), opts.timeoutMs, opts.deadlineMs, hasBody);
+      first = pool.start(method, path, wirePairs(headers), wirePairs(flatQuery(opts.query)), opts.timeoutMs, opts.deadlineMs, opts.retryAttempts, hasBody);
     } catch (e) {
       throw this.#error(e);
     }
@@ -616,7 +616,7 @@ export class PoolSwitchClient {
     if (body === undefined && isRequest && input.body) body = await input.arrayBuffer();
     const signal = init.signal ?? (isRequest ? input.signal : undefined);
     try {
-      const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs, deadlineMs: init.deadlineMs });
+      const reply = await this.#dispatch(method, url, { headers, body, signal, timeoutMs: init.timeoutMs, deadlineMs: init.deadlineMs, retryAttempts: init.retryAttempts });
       let response = this.#respond(reply, true, signal);
       // The pool gave up waiting for a key: tell the SDK when one returns, and whether to wait.
       if (reply.retryAt !== undefined && response.status >= 400) response = this.#withRetryAdvice(response, reply.retryAt);

@@ -2,7 +2,7 @@
 // (a misspelt one is refused with the nearest known name), signals and snapshots.
 
 /** Options of request(), get(), post(), … */
-export const REQUEST_OPTIONS = ["json", "body", "headers", "query", "signal", "timeoutMs", "deadlineMs", "stream"];
+export const REQUEST_OPTIONS = ["json", "body", "headers", "query", "signal", "timeoutMs", "deadlineMs", "retryAttempts", "stream"];
 
 /** Constructor options the JS wrapper handles itself; the core checks all the others. */
 export const WRAPPER_OPTIONS = ["fetch", "dispatcher", "onEvent", "logger", "logLevel", "dangerouslyAllowBrowser"];

@@ -132,6 +132,7 @@ impl PoolResource {
         req.body = request.body.map(Into::into);
         req.timeout_ms = request.timeout_ms;
         req.deadline_ms = request.deadline_ms;
+        req.retry_attempts = request.retry_attempts;
         let reply = self.client.request(req).await.map_err(pool_error)?;
         let status = reply.response.status;
         let headers = header_pairs(&reply.response.headers);
@@ -158,8 +159,16 @@ impl PoolResource {
     }
 
     fn call(&self, method: &str, path: String, headers: Vec<(String, String)>, body: Option<Vec<u8>>) -> Result<wit::Response, wit::Error> {
-        let request =
-            wit::Request { method: method.to_owned(), path, query: Vec::new(), headers, body, timeout_ms: None, deadline_ms: None };
+        let request = wit::Request {
+            method: method.to_owned(),
+            path,
+            query: Vec::new(),
+            headers,
+            body,
+            timeout_ms: None,
+            deadline_ms: None,
+            retry_attempts: None,
+        };
         wstd::runtime::block_on(self.send(request))
     }
 }

@@ -115,6 +115,8 @@ pub struct Call {
     started: u64,
     /// Key faults fail over without spending retries, but never more than once per key.
     max_attempts: u32,
+    /// Retries after transient failures: the request's own `retry_attempts`, else the config's.
+    retry_budget: u32,
     attempts: u32,
     retries: u32,
     tried: Vec<usize>,
@@ -135,12 +137,14 @@ impl Call {
         let config = &shared.config;
         let url = with_query(&config.base.resolve(&req.path)?, &req.query, None);
         let pool_len = u32::try_from(shared.pool.len()).unwrap_or(u32::MAX);
+        let retry_budget = req.retry_attempts.unwrap_or(config.retry_attempts);
         Ok(Call {
             timeout_ms: req.timeout_ms.or(config.request_timeout_ms),
             deadline_at: req.deadline_ms.or(config.deadline_ms).map(|ms| now.saturating_add(ms)),
             resendable: config.retryable_methods.contains(&req.method),
             started: now,
-            max_attempts: config.retry_attempts.saturating_add(pool_len).saturating_add(1),
+            max_attempts: retry_budget.saturating_add(pool_len).saturating_add(1),
+            retry_budget,
             attempts: 0,
             retries: 0,
             tried: Vec::new(),
@@ -291,7 +295,7 @@ impl Call {
                     let delay = until.saturating_sub(now);
                     let fits = delay <= shared.config.max_wait_ms && self.fits_deadline(until);
                     // Waiting on a rate ceiling is free; waiting for a cooling key is a retry.
-                    if fits && !shaping && self.retries < shared.config.retry_attempts {
+                    if fits && !shaping && self.retries < self.retry_budget {
                         self.retries += 1;
                         shared.push_events([PoolEvent::Retry {
                             attempt: self.attempts,
@@ -350,7 +354,7 @@ impl Call {
         // caller allows. Nothing was sent when the connection could not be made.
         let safe = kind == FailureKind::Connect || self.resendable;
         let config = &shared.config;
-        if safe && self.retries < config.retry_attempts && self.attempts < self.max_attempts {
+        if safe && self.retries < self.retry_budget && self.attempts < self.max_attempts {
             let delay = backoff_ms(self.retries + 1, config.backoff_base_ms, config.backoff_max_ms, &shared.rng).min(config.max_wait_ms);
             let until = now.saturating_add(delay);
             if self.fits_deadline(until) {
@@ -387,7 +391,7 @@ impl Call {
             self.phase = Phase::Choose;
             return;
         }
-        if outcome.is_transient() && self.retries < config.retry_attempts && self.attempts < self.max_attempts {
+        if outcome.is_transient() && self.retries < self.retry_budget && self.attempts < self.max_attempts {
             // The provider's own delay is honoured or not waited for at all; ours is capped.
             let backoff =
                 || backoff_ms(self.retries + 1, config.backoff_base_ms, config.backoff_max_ms, &shared.rng).min(config.max_wait_ms);

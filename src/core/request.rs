@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 
-use super::config::MAX_TIMEOUT_MS;
+use super::config::{number_range, MAX_TIMEOUT_MS};
 use super::error::PoolError;
 
 /// A request as the caller describes it, relative to the upstream base.
@@ -22,11 +22,22 @@ pub struct Request {
     pub timeout_ms: Option<u64>,
     /// Overrides `deadline_ms` for this request.
     pub deadline_ms: Option<u64>,
+    /// Overrides `retry_attempts` for this request.
+    pub retry_attempts: Option<u32>,
 }
 
 impl Request {
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Self { method, path: path.into(), query: Vec::new(), headers: HeaderMap::new(), body: None, timeout_ms: None, deadline_ms: None }
+        Self {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            headers: HeaderMap::new(),
+            body: None,
+            timeout_ms: None,
+            deadline_ms: None,
+            retry_attempts: None,
+        }
     }
 
     /// A request from a binding's plain values: the method by name (any case) and header
@@ -64,6 +75,11 @@ impl Request {
         }
         if self.body.is_some() && (self.method == Method::GET || self.method == Method::HEAD) {
             return Err(PoolError::InvalidRequest(format!("a {} request cannot have a body", self.method)));
+        }
+        if let (Some(n), Some((min, max))) = (self.retry_attempts, number_range("retry_attempts")) {
+            if !(min..=max).contains(&u64::from(n)) {
+                return Err(PoolError::InvalidRequest(format!("retryAttempts must be between {min} and {max}")));
+            }
         }
         for (name, value) in [("timeoutMs", self.timeout_ms), ("deadlineMs", self.deadline_ms)] {
             if value.is_some_and(|ms| !(1..=MAX_TIMEOUT_MS).contains(&ms)) {

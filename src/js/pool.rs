@@ -75,9 +75,11 @@ impl WasmPool {
         query: &str,
         timeout_ms: Option<f64>,
         deadline_ms: Option<f64>,
+        retry_attempts: Option<f64>,
         has_body: bool,
     ) -> Result<String, JsValue> {
-        let req = build_request(method, path, headers, query, timeout_ms, deadline_ms, has_body).map_err(|e| pool_error(&e))?;
+        let overrides = Overrides { timeout_ms, deadline_ms, retry_attempts };
+        let req = build_request(method, path, headers, query, overrides, has_body).map_err(|e| pool_error(&e))?;
         let call = Call::start(&self.shared.borrow(), req, now()).map_err(|e| pool_error(&e))?;
         let task = self.next_task.get().wrapping_add(1);
         self.next_task.set(task);
@@ -225,20 +227,34 @@ impl WasmPool {
     }
 }
 
+/// A request's own limits, as JS numbers.
+struct Overrides {
+    timeout_ms: Option<f64>,
+    deadline_ms: Option<f64>,
+    retry_attempts: Option<f64>,
+}
+
 fn build_request(
     method: &str,
     path: String,
     headers: &str,
     query: &str,
-    timeout_ms: Option<f64>,
-    deadline_ms: Option<f64>,
+    overrides: Overrides,
     has_body: bool,
 ) -> Result<Request, PoolError> {
     let headers = wire::pairs(headers)?;
     let mut req = Request::parse(method, path, headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
     req.query = wire::pairs(query)?;
-    req.timeout_ms = ms(timeout_ms);
-    req.deadline_ms = ms(deadline_ms);
+    req.timeout_ms = ms(overrides.timeout_ms);
+    req.deadline_ms = ms(overrides.deadline_ms);
+    // A count that is not a whole number in range becomes one the core's check refuses by name.
+    req.retry_attempts = overrides.retry_attempts.map(|n| {
+        if n.is_finite() && n >= 0.0 && n.fract() == 0.0 {
+            n.min(f64::from(u32::MAX)) as u32
+        } else {
+            u32::MAX
+        }
+    });
     // The body stays in JS; an empty one here says there is one (GET/HEAD refuse it).
     req.body = has_body.then(Bytes::new);
     Ok(req)

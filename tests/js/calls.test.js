@@ -153,3 +153,16 @@ test("CONNECT, TRACE and a GET or HEAD with a body are refused before any call",
   assert.equal((await k.calls()).length, 0);
   assert.equal(client.status().totalRequests, 0);
 });
+
+test("retryAttempts per request overrides the config's, and is checked like it", async () => {
+  const k = await keys({ a: { script: ["server_error", "server_error", "server_error", "server_error", "server_error"] } });
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.values, retryAttempts: 3, backoffBaseMs: 1, backoffMaxMs: 2 });
+  await assert.rejects(client.post("/v1/chat/completions", { ...chat, retryAttempts: 0 }), (e) => e.kind === "upstream" && e.status === 500 && e.attempts === 1);
+  await assert.rejects(client.post("/v1/chat/completions", { ...chat, retryAttempts: 1 }), (e) => e.kind === "upstream" && e.attempts === 2);
+  assert.equal((await k.calls()).length, 3, "one call, then two");
+  for (const bad of [-1, 1.5, 1_000]) {
+    await assert.rejects(client.post("/v1/chat/completions", { ...chat, retryAttempts: bad }), (e) => e.kind === "invalid_request" && /retryAttempts/.test(e.message), String(bad));
+  }
+  assert.equal((await k.calls()).length, 3, "a refused request makes no call");
+  balanced(client);
+});

@@ -121,7 +121,7 @@ export function componentApi(client) {
       }
       const query = [];
       for (const [k, v] of Object.entries(opts.query ?? {})) for (const item of Array.isArray(v) ? v : [v]) query.push([k, String(item)]);
-      const request = { method, path, query, headers, body: body === undefined ? undefined : new TextEncoder().encode(body), timeoutMs: toBig(opts.timeoutMs), deadlineMs: toBig(opts.deadlineMs) };
+      const request = { method, path, query, headers, body: body === undefined ? undefined : new TextEncoder().encode(body), timeoutMs: toBig(opts.timeoutMs), deadlineMs: toBig(opts.deadlineMs), retryAttempts: opts.retryAttempts };
       const text = new TextDecoder().decode(call(() => this.#pool.request(request)).body);
       try {
         return JSON.parse(text);
