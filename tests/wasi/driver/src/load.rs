@@ -39,7 +39,6 @@ pub fn round(mock: &str, run: &str) -> Value {
         query_auth_param: None,
         request_timeout_ms: None,
         deadline_ms: None,
-        retry_attempts: None,
         rate_limit_per_second: None,
         retryable_methods: None,
         default_headers: Vec::new(),
