@@ -154,6 +154,7 @@ pub async fn handle(request: http::Request<Body>) -> Result<Response<Body>, Erro
         body: (!bytes.is_empty()).then_some(bytes),
         timeout_ms: None,
         deadline_ms: None,
+        retry_attempts: None,
     };
     let base = client.export_state();
     let result = client.request(req).await;
