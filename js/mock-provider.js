@@ -9,7 +9,8 @@
 //   latencyMs: N      delay before every answer
 //   chaos: { seed, weights? }  answers drawn at random, reproducibly by seed (see CHAOS below)
 // Control (no auth): POST /__mock/keys {value: spec}, POST /__mock/reset, GET /__mock/calls,
-// GET /__mock/counts (calls per key id, for runs too long to keep the call log).
+// GET /__mock/counts (calls per key id, for runs too long to keep the call log), POST /__mock/release
+// (ends the streams held by `x-mock-hold-end: 1`, which wait before their last event; at most HOLD_END_MS).
 // CLI: node mock-provider.js [--port N] [--keys JSON]  → prints "READY http://127.0.0.1:PORT".
 import http from "node:http";
 import { realpathSync } from "node:fs";
@@ -133,6 +134,11 @@ export function createMockProvider({ keys = {}, latencyMs = 0 } = {}) {
       }
       if (url.pathname === "/__mock/calls") return json(res, 200, calls);
       if (url.pathname === "/__mock/counts") return json(res, 200, Object.fromEntries(counts));
+      if (url.pathname === "/__mock/release" && req.method === "POST") {
+        const released = heldEnds.size;
+        for (const release of [...heldEnds]) release();
+        return json(res, 200, { released });
+      }
       return json(res, 404, { error: "unknown control path" });
     }
 
@@ -221,6 +227,12 @@ function cutAnswer(res, call) {
   setImmediate(() => res.socket?.destroy());
 }
 
+// Streams asked to hold their end (`x-mock-hold-end: 1`) wait here until POST /__mock/release, so a
+// test can check that the first event reached it while the provider had not sent the last, without
+// comparing clocks. The bound keeps a client that buffers the whole stream from hanging its test.
+const HOLD_END_MS = 20_000;
+const heldEnds = new Set();
+
 // Starts a server-sent-event answer. `x-mock-chunk-delay-ms` spaces the events; the call log
 // records whether the client went away before the end.
 function openEventStream(req, res, key, headers, call) {
@@ -232,6 +244,19 @@ function openEventStream(req, res, key, headers, call) {
     call.aborted = !res.writableFinished;
   });
   stream.pause = () => (stream.delay ? new Promise((r) => setTimeout(r, stream.delay)) : undefined);
+  stream.holdEnd = () => {
+    if (req.headers["x-mock-hold-end"] !== "1" || stream.closed) return undefined;
+    return new Promise((resolve) => {
+      const release = () => {
+        heldEnds.delete(release);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(release, HOLD_END_MS);
+      heldEnds.add(release);
+      res.on("close", release);
+    });
+  };
   return stream;
 }
 
@@ -250,6 +275,7 @@ async function streamChat(req, res, model, key, headers, call, cut) {
     call.chunksSent = i + 1;
   }
   await stream.pause();
+  await stream.holdEnd();
   if (stream.closed) return;
   res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: Math.floor(Date.now() / 1000), model, choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\n`);
   call.lastChunkAt = Date.now();
@@ -271,6 +297,8 @@ async function streamMessages(req, res, model, key, headers, call, cut) {
     send("content_block_delta", { index: 0, delta: { type: "text_delta", text: i === 0 ? words[i] : ` ${words[i]}` } });
     call.chunksSent = i + 1;
   }
+  await stream.holdEnd();
+  if (stream.closed) return;
   send("content_block_stop", { index: 0 });
   send("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: words.length } });
   call.lastChunkAt = Date.now();
