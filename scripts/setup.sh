@@ -28,7 +28,11 @@ if [ "${POOLSWITCH_SKIP_WASI_TOOLS:-}" != 1 ]; then
   # pinned in tests/wasi/requirements.txt, in the venv target/python.
   wasmtime_py=$(sed -n 's/^wasmtime==//p' tests/wasi/requirements.txt)
   if ! target/python/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('wasmtime') != '$wasmtime_py')" 2>/dev/null; then
-    python3 -m venv target/python
+    # Debian's python3 makes venvs only with python3-venv (ensurepip); a fresh machine lacks it.
+    if ! python3 -c "import ensurepip" 2>/dev/null; then
+      apt-get update -qq && apt-get install -y -qq python3-venv
+    fi
+    python3 -m venv --clear target/python
     target/python/bin/pip install --quiet --disable-pip-version-check -r tests/wasi/requirements.txt
   fi
 fi
