@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtemp, readdir, writeFile, mkdir } from "node:fs/promises";
+import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startMock, ROOT } from "../js/mock.js";
@@ -17,9 +18,16 @@ export const BIN = join(ROOT, "node_modules", ".bin");
 // e.g. at an older build, to check that a test fails there).
 export const PKG = process.env.POOLSWITCH_PKG ?? join(ROOT, "pkg");
 
+// Every test file runs in its own process: its projects (each with a node_modules) go when it exits.
+const made = [];
+process.once("exit", () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A fresh project with the packed tarball installed; resolves to { dir, tarball }. */
 export async function installedProject(name) {
   const dir = await mkdtemp(join(tmpdir(), `poolswitch-${name}-`));
+  made.push(dir);
   execFileSync("npm", ["pack", "--silent", "--pack-destination", dir], { cwd: PKG, encoding: "utf8" });
   const tarball = join(dir, (await readdir(dir)).find((f) => f.endsWith(".tgz")));
   await writeFile(join(dir, "package.json"), JSON.stringify({ name: `${name}-app`, version: "1.0.0", private: true, type: "module" }));
@@ -30,6 +38,7 @@ export async function installedProject(name) {
 /** An empty directory outside any node_modules tree: where a bundle must run on its own. */
 export async function bareDir(name) {
   const dir = await mkdtemp(join(tmpdir(), `poolswitch-${name}-bare-`));
+  made.push(dir);
   await mkdir(dir, { recursive: true });
   return dir;
 }

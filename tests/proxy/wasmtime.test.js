@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,7 +41,7 @@ async function serve(env) {
     child.stderr.on("data", seen);
     child.once("exit", (code) => reject(new Error(`wasmtime serve exited with ${code}: ${logs}`)));
   });
-  return { url: `http://127.0.0.1:${port}`, logs: () => logs, stop: () => (child.kill("SIGTERM"), exited) };
+  return { url: `http://127.0.0.1:${port}`, logs: () => logs, stop: () => (child.kill("SIGTERM"), exited.then((code) => (rmSync(stateDir, { recursive: true, force: true }), code))) };
 }
 
 const target = { name: "wasmtime", keyAdmin: false, seesConnectionHeader: false, start: serve };

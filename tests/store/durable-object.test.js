@@ -3,7 +3,7 @@
 // it has synced with the object, and both report the same totals.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, symlink, readdir } from "node:fs/promises";
+import { mkdtemp, mkdir, symlink, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
@@ -56,6 +56,7 @@ before(async () => {
 after(async () => {
   await mf?.dispose();
   await mock?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 const calls = async () => {

@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
@@ -51,8 +51,13 @@ before(async () => {
 });
 
 after(async () => {
-  child?.kill("SIGTERM");
+  if (child && child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    await exited;
+  }
   await mock?.stop();
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 });
 
 test("wasmtime serve: 80 concurrent requests are all counted in the state file", { skip }, async () => {
