@@ -188,7 +188,7 @@ test("unknown options are refused, naming them and the nearest known one", async
   assert.throws(() => new PoolSwitchClient({ ...base, keys: [{ id: "a", value: "sk-node-a-secret", monthlyQuata: 5 }] }), (e) => e.kind === "invalid_config" && e.message === "invalid config: keys[0].monthlyQuata is not a known field; did you mean `monthlyQuota`?");
 
   const client = new PoolSwitchClient(base);
-  for (const [name, suggestion] of [["timeout", "timeoutMs"], ["jsn", "json"], ["retryAttempts", undefined], ["params", "query"]]) {
+  for (const [name, suggestion] of [["timeout", "timeoutMs"], ["jsn", "json"], ["retryAttemps", "retryAttempts"], ["zzzzzzzz", undefined], ["params", "query"]]) {
     await assert.rejects(client.get("/v1/models", { [name]: 1 }), (e) => {
       assert.equal(e.kind, "invalid_request");
       assert.equal(e.field, name);
