@@ -21,7 +21,7 @@ pub mod snapshot;
 pub mod status;
 pub mod strategy;
 pub mod target;
-mod wording;
+pub(crate) mod wording;
 
 pub use classify::{classify, Classification, Outcome};
 pub use client::{PoolClient, Reply};

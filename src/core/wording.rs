@@ -42,7 +42,8 @@ fn fold(name: &str) -> String {
     name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
 }
 
-/// `retry_attempts` → `retryAttempts`.
+/// `retry_attempts` → `retryAttempts`, `keys[1].monthly_quota` → `keys[1].monthlyQuota`.
+/// ASCII case only: field names are ASCII, and Unicode case tables would grow the wasm.
 pub fn camel(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut upper = false;
@@ -50,7 +51,7 @@ pub fn camel(name: &str) -> String {
         if c == '_' {
             upper = true;
         } else if upper {
-            out.extend(c.to_uppercase());
+            out.push(c.to_ascii_uppercase());
             upper = false;
         } else {
             out.push(c);

@@ -168,27 +168,9 @@ fn opt_num(v: Option<u64>) -> JsValue {
     v.map_or(JsValue::UNDEFINED, |n| JsValue::from_f64(n as f64))
 }
 
-/// `retry_attempts` → `retryAttempts`, `keys[1].monthly_quota` → `keys[1].monthlyQuota`:
-/// JS callers see their own spelling of every field.
-fn camel_case(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut upper = false;
-    for c in path.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.push(c.to_ascii_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// `{ kind: "invalid_config", field, problem, message }`, fields in camelCase.
 pub fn config_error(e: &ConfigError) -> JsValue {
-    let field = camel_case(&e.field);
+    let field = crate::core::wording::camel(&e.field);
     object(&[
         ("kind", "invalid_config".into()),
         ("field", field.as_str().into()),
