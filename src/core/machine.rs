@@ -358,16 +358,22 @@ impl Call {
             let delay = backoff_ms(self.retries + 1, config.backoff_base_ms, config.backoff_max_ms, &shared.rng).min(config.max_wait_ms);
             let until = now.saturating_add(delay);
             if self.fits_deadline(until) {
-                self.retries += 1;
-                self.tried.push(a.slot);
-                shared.push_events([PoolEvent::Retry { attempt: self.attempts, reason: error.kind().into(), delay_ms: delay }]);
-                self.set_last(Last::Error(error));
-                self.phase = Phase::Waiting { until };
-                return;
+                let reason = error.kind().into();
+                return self.retry_after(shared, a.slot, reason, delay, until, Last::Error(error));
             }
         }
         self.set_last(Last::Error(error));
         self.give_up(None);
+    }
+
+    /// Spends a retry: `slot` is passed over, `last` kept as the answer so far, and the call
+    /// waits until `until` before choosing again.
+    fn retry_after<R: Rng>(&mut self, shared: &mut Shared<R>, slot: usize, reason: String, delay: u64, until: u64, last: Last) {
+        self.retries += 1;
+        self.tried.push(slot);
+        shared.push_events([PoolEvent::Retry { attempt: self.attempts, reason, delay_ms: delay }]);
+        self.set_last(last);
+        self.phase = Phase::Waiting { until };
     }
 
     /// An attempt got an answer, classified as `verdict`.
@@ -398,12 +404,7 @@ impl Call {
             let delay = verdict.limits.retry_after_ms.unwrap_or_else(backoff);
             let until = now.saturating_add(delay);
             if delay <= config.max_wait_ms && self.fits_deadline(until) {
-                self.retries += 1;
-                self.tried.push(a.slot);
-                shared.push_events([PoolEvent::Retry { attempt: self.attempts, reason: outcome.as_str().into(), delay_ms: delay }]);
-                self.set_last(Last::Reply(reply));
-                self.phase = Phase::Waiting { until };
-                return;
+                return self.retry_after(shared, a.slot, outcome.as_str().into(), delay, until, Last::Reply(reply));
             }
         }
         if !outcome.is_key_fault() && shared.listening() {
