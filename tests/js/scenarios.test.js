@@ -1,9 +1,9 @@
-// The shared scenario suite on Node, through the package's ESM entry, on both transports:
+// The one scenario list (tests/scenarios/scenarios.json) on Node, through the package's ESM entry, on both transports:
 // once on the default (undici's dispatcher) and once with an injected `fetch`.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { PoolSwitchClient, PoolSwitchError } from "../../pkg/esm/node.js";
-import { scenarios, mockControl } from "../scenarios/scenarios.js";
+import { scenarioList, skipReason, runScenario, mockControl } from "../scenarios/scenarios.js";
 import { startMock } from "./mock.js";
 
 // The host's fetch, counted: the default transport must never call it.
@@ -39,15 +39,15 @@ class WithFetch extends PoolSwitchClient {
 }
 
 describe("undici dispatcher (the Node default)", () => {
-  for (const [name, run] of Object.entries(scenarios)) {
-    test(name, () => run({ PoolSwitchClient, PoolSwitchError }, control));
+  for (const entry of scenarioList) {
+    test(entry.name, { skip: skipReason(entry, "node") }, () => runScenario(entry.name, { PoolSwitchClient, PoolSwitchError }, control));
   }
   test("no request went through the host's fetch", () => assert.equal(hostFetchCalls, 0));
 });
 
 describe("injected fetch", () => {
-  for (const [name, run] of Object.entries(scenarios)) {
-    test(name, () => run({ PoolSwitchClient: WithFetch, PoolSwitchError }, control));
+  for (const entry of scenarioList) {
+    test(entry.name, { skip: skipReason(entry, "node") }, () => runScenario(entry.name, { PoolSwitchClient: WithFetch, PoolSwitchError }, control));
   }
   test("requests went through the injected fetch", () => assert.ok(injectedCalls > 0));
 });

@@ -5,9 +5,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { scenarios, mockControl } from "../scenarios/scenarios.js";
+import { scenarioList, skipReason, runScenario, mockControl } from "../scenarios/scenarios.js";
 import { startMock, ROOT } from "../js/mock.js";
-import { componentApi, NOT_IN_WIT } from "./wit-api.js";
+import { componentApi } from "./wit-api.js";
 
 let mock;
 let api;
@@ -20,9 +20,10 @@ before(async () => {
 });
 after(() => mock?.stop());
 
-for (const [name, run] of Object.entries(scenarios)) {
-  const skip = NOT_IN_WIT[name];
-  test(`jco: ${name}`, { skip: skip && `not in the WIT interface: ${skip}` }, () => run(api, mockControl(mock.url)));
+// What the WIT interface cannot express is skipped with the reason given in the list (skip.wasi).
+for (const entry of scenarioList) {
+  const skip = skipReason(entry, "wasi");
+  test(`jco: ${entry.name}`, { skip: skip && `not in the WIT interface: ${skip}` }, () => runScenario(entry.name, api, mockControl(mock.url)));
 }
 
 test("jco: the component answers a chat completion through wasi:http", async () => {

@@ -6,9 +6,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { scenarios, mockControl } from "../scenarios/scenarios.js";
+import { scenarioList, skipReason, runScenario, mockControl } from "../scenarios/scenarios.js";
 import { startMock, ROOT } from "../js/mock.js";
-import { componentApi, NOT_IN_WIT } from "./wit-api.js";
+import { componentApi } from "./wit-api.js";
 import { startHost } from "./wit-host.js";
 import { ROUNDS, CALLS, KEY_IDS, keyValue, registerKeys, checkRound } from "./load.js";
 
@@ -29,9 +29,10 @@ after(async () => {
   await mock?.stop();
 });
 
-for (const [name, run] of Object.entries(scenarios)) {
-  const skip = NOT_IN_WIT[name];
-  test(`wasmtime-py: ${name}`, { skip: skip && `not in the WIT interface: ${skip}` }, () => run(api, mockControl(mock.url)));
+// What the WIT interface cannot express is skipped with the reason given in the list (skip.wasi).
+for (const entry of scenarioList) {
+  const skip = skipReason(entry, "wasi");
+  test(`wasmtime-py: ${entry.name}`, { skip: skip && `not in the WIT interface: ${skip}` }, () => runScenario(entry.name, api, mockControl(mock.url)));
 }
 
 test("wasmtime-py: 3 pools x 60 GETs and 60 POSTs, every attempt answered, counters exact", async () => {
