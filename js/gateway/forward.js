@@ -5,6 +5,7 @@ import { Readable } from "node:stream";
 // The Node build itself, so the client the server made (through esm/node.js) is of the same
 // module instance as the helpers used here.
 import node from "../cjs/node.cjs";
+import { keyIdHeader, responseHeaders } from "./rules.js";
 
 const { PoolSwitchError } = node;
 const { sendThrough, rawBody } = node.forwarding;
@@ -12,12 +13,11 @@ const NO_BODY = new Set([204, 304]);
 
 /**
  * Sends `method target` with `headers` (pairs) and `body` through `client`'s pool and answers
- * on `res`, response headers filtered by `rules.responseHeaders(flat, bodyDecoded)` and the key
- * id encoded by `rules.keyIdHeader`. Resolves to `{ status, key, attempts }` once the answer is
+ * on `res`, response headers filtered and the key id encoded by the core's rules. Resolves to `{ status, key, attempts }` once the answer is
  * sent, or `{ noKeys: error }` (nothing written) when no key can serve; rejects with the pool's
  * other errors before anything was written.
  */
-export async function forward(client, { method, target, headers, body, signal }, res, rules) {
+export async function forward(client, { method, target, headers, body, signal }, res) {
   let reply;
   try {
     reply = await sendThrough(client, method, target, { headers, body, signal });
@@ -39,8 +39,8 @@ export async function forward(client, { method, target, headers, body, signal },
       else flat.push(name, value);
     }
   }
-  const out = rules.responseHeaders(flat, isWeb);
-  out.push("x-poolswitch-key-id", rules.keyIdHeader(key), "x-poolswitch-attempts", String(attempts));
+  const out = responseHeaders(flat, isWeb);
+  out.push("x-poolswitch-key-id", keyIdHeader(key), "x-poolswitch-attempts", String(attempts));
   res.writeHead(status, out);
   if (method === "HEAD" || NO_BODY.has(status) || (isWeb && !response.body)) {
     if (!isWeb) response.body.dump().catch(() => {});

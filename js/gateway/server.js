@@ -1,22 +1,14 @@
 // The Node gateway: an HTTP server that forwards every request to the upstream through the pool.
 // Every decision (routes, token, headers, error answers, metrics) is the core's, through the
-// wasm module, so this gateway answers exactly as the WASI one (gateway/ crate) does; this file
-// keeps only sockets, streams and the shutdown.
+// wasm module or the tables it exports (rules.js), so this gateway answers exactly as the WASI
+// one (gateway/ crate) does; this file keeps only sockets, streams and the shutdown.
 import http from "node:http";
 import { PoolSwitchClient, PoolSwitchError } from "../esm/node.js";
 import { forward as forwardThrough } from "./forward.js";
-import {
-  proxyAuthorized,
-  proxyErrorAnswer,
-  proxyKeyIdHeader,
-  proxyMetrics,
-  proxyParseKey,
-  proxyRequestHeaders,
-  proxyResponseHeaders,
-  proxyRoute,
-} from "./rules.js";
+import { isForwarded, proxyAuthorized, proxyErrorAnswer, proxyMetrics, proxyParseKey, proxyRoute, requestHeaders } from "./rules.js";
 
 const LEVELS = { error: 0, warn: 1, info: 2, debug: 3 };
+const FORWARD = { route: "forward", needsToken: true };
 const KEY_EVENTS = { remove_key: "key_removed", enable_key: "key_enabled", disable_key: "key_disabled" };
 
 /** A failure with one of the core's error kinds (see `status_for` in src/core/proxy/answer.rs). */
@@ -92,14 +84,18 @@ export function createGateway({ pool: poolConfig, proxy: settings }, log = conso
   const token = settings.gatewayToken ?? undefined;
   const inFlight = new Set(); // AbortControllers of forwarded requests
 
+  const logsRequests = level >= LEVELS.info;
+
   async function handle(req, res) {
-    const started = performance.now();
+    const started = logsRequests ? performance.now() : 0;
     const target = typeof req.url === "string" ? req.url : "";
     // Logged without the query, which may carry anything.
-    const path = target.split("?")[0].slice(0, 200);
-    const done = (status, fields = {}) => emit("info", { method: req.method, path, status, ms: Math.round(performance.now() - started), ...fields });
+    const done = (status, fields) => {
+      if (logsRequests) emit("info", { method: req.method, path: target.split("?")[0].slice(0, 200), status, ms: Math.round(performance.now() - started), ...fields });
+    };
     try {
-      const route = proxyRoute(String(req.method), target);
+      // The common case, decided from the core's tables without asking it (see rules.js).
+      const route = isForwarded(target) ? FORWARD : proxyRoute(String(req.method), target);
       if (route.route === "health") return done(sendJson(res, 200, { status: "ok" }));
       if (token !== undefined && route.needsToken && !proxyAuthorized(req.headers.authorization, req.headers["x-poolswitch-token"], token)) {
         return done(sendError(res, "unauthorized", "gateway token missing or wrong"));
@@ -165,12 +161,9 @@ export function createGateway({ pool: poolConfig, proxy: settings }, log = conso
     try {
       const body = await readBody(req, settings.bodyLimitBytes);
       res.on("close", () => !res.writableFinished && controller.abort());
-      const flat = proxyRequestHeaders(req.rawHeaders);
-      const headers = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) headers.push([flat[i], flat[i + 1]]);
+      const headers = requestHeaders(req.rawHeaders);
       // The target as the caller sent it, joined to the base by the core (as on the WASI gateway).
-      const rules = { responseHeaders: proxyResponseHeaders, keyIdHeader: proxyKeyIdHeader };
-      const sent = await forwardThrough(client, { method: req.method, target, headers, body: body.length ? body : undefined, signal: controller.signal }, res, rules);
+      const sent = await forwardThrough(client, { method: req.method, target, headers, body: body.length ? body : undefined, signal: controller.signal }, res);
       if (sent.noKeys) return done(sendError(res, "no_healthy_keys", sent.noKeys.message, sent.noKeys.retryAt));
       done(sent.status, { key: sent.key, attempts: sent.attempts });
     } finally {

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { gzipSync, gunzipSync } from "node:zlib";
 import { createGateway } from "../../pkg/gateway/server.js";
+import { isForwarded, keyIdHeader, proxyKeyIdHeader, proxyRequestHeaders, proxyResponseHeaders, proxyRoute, requestHeaders, responseHeaders } from "../../pkg/gateway/rules.js";
 
 const COMPRESSED = gzipSync(JSON.stringify({ hello: "compressed" }));
 let upstream;
@@ -64,4 +65,43 @@ test("a streamed answer reaches the caller before the upstream has finished it",
   let rest = "";
   for (let next = await reader.next(); !next.done; next = await reader.next()) rest += next.value;
   assert.equal(rest, "data: last\n\n");
+});
+
+// The gateway's hot path applies the core's tables in JS (rules.js); the core's own functions are
+// the reference. Random header sets from the pieces that matter: hop-by-hop and token names in
+// any case, Connection lists with spaces, tabs and other whitespace, repeats.
+test("the hot path's route and header rules agree with the core's", () => {
+  let seed = 7; // mulberry32: deterministic, and its low bits are not periodic as an LCG's are
+  const rnd = (n) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+  const pick = (xs) => xs[rnd(xs.length)];
+  const NAMES = ["Connection", "connection", "Keep-Alive", "TE", "Host", "Content-Length", "Transfer-Encoding", "Upgrade", "Proxy-Authorization", "Trailer",
+    "Authorization", "authorization", "X-PoolSwitch-Token", "Content-Encoding", "content-type", "X-Trace", "x-trace", "X-A", "Accept", "set-cookie", "x-k"];
+  const LISTS = ["close", "keep-alive", "X-Trace", "x-a , close", "close,\tX-Trace ", "x-trace\u00a0", " X-A\t,x-trace", "", ",", "X-\u212a"];
+  for (let i = 0; i < 3000; i++) {
+    const flat = [];
+    for (let n = rnd(8); n > 0; n--) {
+      const name = pick(NAMES);
+      flat.push(name, /^connection$/i.test(name) ? pick(LISTS) : pick(["v", " v ", "a, b", "\u00e9"]));
+    }
+    const core = proxyRequestHeaders(flat);
+    const pairs = [];
+    for (let j = 0; j < core.length; j += 2) pairs.push([core[j].toLowerCase(), core[j + 1]]);
+    assert.deepEqual(requestHeaders(flat), pairs, JSON.stringify(flat));
+    for (const decoded of [false, true]) assert.deepEqual(responseHeaders(flat, decoded), proxyResponseHeaders(flat, decoded), JSON.stringify(flat));
+  }
+  const targets = ["/v1/models", "/", "/poolswitch", "/poolswitch/health", "/poolswitchfoo", "/poolswitch?x", "/PoolSwitch/status", "*", "", "http://h/x", "example.com:443", "//x", "/v1?q=/poolswitch"];
+  for (const target of targets) {
+    // A shortcut: what it passes is forwarded by the core too; the rest goes to the core.
+    for (const method of ["GET", "POST", "DELETE"]) if (isForwarded(target)) assert.equal(proxyRoute(method, target).route, "forward", `${method} ${target}`);
+  }
+  assert.ok(isForwarded("/v1/chat/completions") && isForwarded("/v1?q=/poolswitch") && !isForwarded("/poolswitch/health") && !isForwarded("*"));
+  for (const id of ["key-1", "été", "a b%\n", "键", "team|blue"]) {
+    assert.equal(keyIdHeader(id), proxyKeyIdHeader(id));
+    assert.equal(keyIdHeader(id), proxyKeyIdHeader(id), "remembered");
+  }
 });
