@@ -36,18 +36,27 @@ const asciiLower = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 // Spaces and tabs around a list element (HTTP's OWS), as the core trims.
 const trimOws = (s) => s.replace(/^[ \t]+|[ \t]+$/g, "");
 
+// Callers send the same few Connection values ("keep-alive", "close") again and again.
+const listedCache = new Map();
+
 /** The names a `Connection` header lists (lower case); they are hop-by-hop for that message. */
 function listedNames(value) {
-  const names = new Set();
-  for (const token of value.split(",")) names.add(asciiLower(trimOws(token)));
+  let names = listedCache.get(value);
+  if (names === undefined) {
+    names = new Set();
+    for (const token of value.split(",")) names.add(asciiLower(trimOws(token)));
+    if (listedCache.size >= 64) listedCache.clear();
+    listedCache.set(value, names);
+  }
   return names;
 }
 
-// Header names arrive from Node's and undici's HTTP parsers, so they are tokens (ASCII).
+// Header names arrive from Node's and undici's HTTP parsers (and fetch's Headers), which accept
+// only tokens (ASCII), so toLowerCase is the core's ASCII case folding for them.
 function connectionOf(flat) {
   let value;
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    if (flat[i].length === 10 && asciiLower(flat[i]) === "connection") value = value === undefined ? flat[i + 1] : `${value},${flat[i + 1]}`;
+    if (flat[i].length === 10 && flat[i].toLowerCase() === "connection") value = value === undefined ? flat[i + 1] : `${value},${flat[i + 1]}`;
   }
   return value === undefined ? null : listedNames(value);
 }
@@ -60,7 +69,7 @@ export function requestHeaders(flat) {
   const listed = connectionOf(flat);
   const out = [];
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    const name = asciiLower(flat[i]);
+    const name = flat[i].toLowerCase();
     if (!DROP_REQUEST.has(name) && !(listed && listed.has(name))) out.push([name, flat[i + 1]]);
   }
   return out;
@@ -74,7 +83,7 @@ export function responseHeaders(flat, bodyDecoded, out = []) {
   const listed = connectionOf(flat);
   const drop = bodyDecoded ? DROP_DECODED : DROP_RESPONSE;
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    const name = asciiLower(flat[i]);
+    const name = flat[i].toLowerCase();
     if (!drop.has(name) && !(listed && listed.has(name))) out.push(flat[i], flat[i + 1]);
   }
   return out;

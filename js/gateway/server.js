@@ -85,21 +85,21 @@ export function createGateway({ pool: poolConfig, proxy: settings }, log = conso
   const inFlight = new Set(); // AbortControllers of forwarded requests
 
   const logsRequests = level >= LEVELS.info;
-
-  async function handle(req, res) {
-    const started = logsRequests ? performance.now() : 0;
-    const target = typeof req.url === "string" ? req.url : "";
+  // `done(status, fields)` logs a request's outcome at info level; without it, nothing is built.
+  const noLog = () => {};
+  const requestLog = (req, target) => {
+    if (!logsRequests) return noLog;
+    const started = performance.now();
     // Logged without the query, which may carry anything.
-    const done = (status, fields) => {
-      if (logsRequests) emit("info", { method: req.method, path: target.split("?")[0].slice(0, 200), status, ms: Math.round(performance.now() - started), ...fields });
-    };
+    return (status, fields) => emit("info", { method: req.method, path: target.split("?")[0].slice(0, 200), status, ms: Math.round(performance.now() - started), ...fields });
+  };
+  const authorized = (req) => proxyAuthorized(req.headers.authorization, req.headers["x-poolswitch-token"], token);
+
+  async function handle(req, res, target, done) {
     try {
-      // The common case, decided from the core's tables without asking it (see rules.js).
-      const route = isForwarded(target) ? FORWARD : proxyRoute(String(req.method), target);
+      const route = proxyRoute(String(req.method), target);
       if (route.route === "health") return done(sendJson(res, 200, { status: "ok" }));
-      if (token !== undefined && route.needsToken && !proxyAuthorized(req.headers.authorization, req.headers["x-poolswitch-token"], token)) {
-        return done(sendError(res, "unauthorized", "gateway token missing or wrong"));
-      }
+      if (token !== undefined && route.needsToken && !authorized(req)) return done(sendError(res, "unauthorized", "gateway token missing or wrong"));
       switch (route.route) {
         case "bad_target":
           return done(sendError(res, "invalid_request", "the request target must be a path such as /v1/models"));
@@ -145,13 +145,17 @@ export function createGateway({ pool: poolConfig, proxy: settings }, log = conso
           return await forward(req, res, target, done);
       }
     } catch (e) {
-      const kind = e instanceof ProxyError || e instanceof PoolSwitchError ? e.kind : "internal";
-      const message = e instanceof ProxyError || e instanceof PoolSwitchError ? e.message : "internal error";
-      if (!res.headersSent) done(sendError(res, kind, message, e.retryAt), { error: message });
-      else {
-        done(res.statusCode, { error: message });
-        res.destroy();
-      }
+      failed(res, e, done);
+    }
+  }
+
+  function failed(res, e, done) {
+    const kind = e instanceof ProxyError || e instanceof PoolSwitchError ? e.kind : "internal";
+    const message = e instanceof ProxyError || e instanceof PoolSwitchError ? e.message : "internal error";
+    if (!res.headersSent) done(sendError(res, kind, message, e.retryAt), { error: message });
+    else {
+      done(res.statusCode, { error: message });
+      res.destroy();
     }
   }
 
@@ -171,12 +175,25 @@ export function createGateway({ pool: poolConfig, proxy: settings }, log = conso
     }
   }
 
+  // Nothing a request sends may take the process down.
+  const crashed = (res) => {
+    if (!res.headersSent) sendError(res, "internal", "internal error");
+    else res.destroy();
+  };
+
   const server = http.createServer((req, res) => {
-    handle(req, res).catch(() => {
-      // Nothing a request sends may take the process down.
-      if (!res.headersSent) sendError(res, "internal", "internal error");
-      else res.destroy();
-    });
+    const target = typeof req.url === "string" ? req.url : "";
+    const done = requestLog(req, target);
+    // The common case, decided from the core's tables without asking it (see rules.js).
+    if (isForwarded(target) && (token === undefined || authorized(req))) {
+      forward(req, res, target, done).catch((e) => {
+        try {
+          failed(res, e, done);
+        } catch {
+          crashed(res);
+        }
+      });
+    } else handle(req, res, target, done).catch(() => crashed(res));
   });
 
   return {
