@@ -13,6 +13,8 @@ let gateway;
 let url;
 let releaseStream; // lets the upstream finish its streamed answer
 const streamReleased = new Promise((r) => (releaseStream = r));
+const hangArrived = []; // resolvers, one per /hang request the upstream receives
+const hangClosed = []; // resolvers, one per /hang request the gateway gives up
 
 before(async () => {
   upstream = http.createServer((req, res) => {
@@ -20,6 +22,13 @@ before(async () => {
       res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip", "content-length": COMPRESSED.length });
       return res.end(COMPRESSED);
     }
+    if (req.url === "/hang") {
+      // Never answers; reports when the gateway gives the request up.
+      res.once("close", () => hangClosed.shift()?.());
+      hangArrived.shift()?.();
+      return;
+    }
+    if (req.url === "/ok") return res.end("ok");
     if (req.url === "/events") {
       res.writeHead(200, { "content-type": "text/event-stream" });
       res.write("data: first\n\n");
@@ -104,4 +113,33 @@ test("the hot path's route and header rules agree with the core's", () => {
     assert.equal(keyIdHeader(id), proxyKeyIdHeader(id));
     assert.equal(keyIdHeader(id), proxyKeyIdHeader(id), "remembered");
   }
+});
+
+// A caller that leaves is not answered: its request is aborted upstream, also on a kept-alive
+// connection that has carried many requests before (the gateway renews its per-connection abort
+// link after 1,024).
+test("a caller that leaves has its request aborted upstream, early or late in a kept-alive connection", { timeout: 30_000 }, async () => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const call = (path) =>
+    new Promise((resolve, reject) => {
+      const req = http.get(`${url}${path}`, { agent }, (res) => {
+        res.resume();
+        res.once("end", () => resolve(res.statusCode));
+      });
+      req.once("error", reject);
+    });
+  const leave = async () => {
+    const arrived = new Promise((r) => hangArrived.push(r));
+    const closed = new Promise((r) => hangClosed.push(r));
+    const req = http.get(`${url}/hang`, { agent });
+    req.once("error", () => {});
+    await arrived;
+    req.destroy(); // the caller goes away while the upstream has not answered
+    await closed; // would wait forever (and the test time out) if the gateway kept it going
+  };
+  assert.equal(await call("/ok"), 200);
+  await leave();
+  for (let i = 0; i < 1100; i++) assert.equal(await call("/ok"), 200);
+  await leave();
+  agent.destroy();
 });
