@@ -5,7 +5,7 @@ import { Readable } from "node:stream";
 // The Node build itself, so the client the server made (through esm/node.js) is of the same
 // module instance as the helpers used here.
 import node from "../cjs/node.cjs";
-import { keyIdHeader, responseHeaders } from "./rules.js";
+import { keyIdHeader, responseHeaders, responseHeadersOfRecord } from "./rules.js";
 
 const { PoolSwitchError } = node;
 const { sendThrough, streamBroke, rawBody } = node.forwarding;
@@ -29,17 +29,12 @@ export async function forward(client, { method, target, headers, body, signal },
   const status = response.status;
   // An injected fetch answered (a Response, its body decoded), or undici (raw headers, raw body).
   const isWeb = response instanceof Response;
-  const flat = [];
-  if (isWeb) for (const [name, value] of response.headers) flat.push(name, value);
-  else {
-    const raw = response.headers;
-    for (const name in raw) {
-      const value = raw[name];
-      if (Array.isArray(value)) for (const v of value) flat.push(name, v);
-      else flat.push(name, value);
-    }
-  }
-  const out = responseHeaders(flat, isWeb);
+  let out;
+  if (isWeb) {
+    const flat = [];
+    for (const [name, value] of response.headers) flat.push(name, value);
+    out = responseHeaders(flat, true);
+  } else out = responseHeadersOfRecord(response.headers);
   out.push("x-poolswitch-key-id", keyIdHeader(key), "x-poolswitch-attempts", String(attempts));
   res.writeHead(status, out);
   if (method === "HEAD" || NO_BODY.has(status) || (isWeb && !response.body)) {

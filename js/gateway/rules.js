@@ -89,6 +89,22 @@ export function responseHeaders(flat, bodyDecoded, out = []) {
   return out;
 }
 
+/**
+ * The same for undici's header record (lower-case names, a repeated header as an array): what
+ * goes back is appended to `out` as flat `[name, value, …]`, with no list built in between.
+ */
+export function responseHeadersOfRecord(record, out = []) {
+  const connection = record.connection;
+  const listed = connection === undefined ? null : listedNames(Array.isArray(connection) ? connection.join(",") : connection);
+  for (const name in record) {
+    if (DROP_RESPONSE.has(name) || (listed && listed.has(name))) continue;
+    const value = record[name];
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, value);
+  }
+  return out;
+}
+
 // Key ids are few (the config's, and those added since), so each one's header is encoded once.
 const keyIdHeaders = new Map();
 

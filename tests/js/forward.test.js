@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { gzipSync, gunzipSync } from "node:zlib";
 import { createGateway } from "../../pkg/gateway/server.js";
-import { isForwarded, keyIdHeader, proxyKeyIdHeader, proxyRequestHeaders, proxyResponseHeaders, proxyRoute, requestHeaders, responseHeaders } from "../../pkg/gateway/rules.js";
+import { isForwarded, keyIdHeader, proxyKeyIdHeader, proxyRequestHeaders, proxyResponseHeaders, proxyRoute, requestHeaders, responseHeaders, responseHeadersOfRecord } from "../../pkg/gateway/rules.js";
 
 const COMPRESSED = gzipSync(JSON.stringify({ hello: "compressed" }));
 let upstream;
@@ -102,6 +102,14 @@ test("the hot path's route and header rules agree with the core's", () => {
     for (let j = 0; j < core.length; j += 2) pairs.push([core[j].toLowerCase(), core[j + 1]]);
     assert.deepEqual(requestHeaders(flat), pairs, JSON.stringify(flat));
     for (const decoded of [false, true]) assert.deepEqual(responseHeaders(flat, decoded), proxyResponseHeaders(flat, decoded), JSON.stringify(flat));
+    // undici's record: lower-case names, a repeated header as an array (in arrival order).
+    const record = {};
+    for (let j = 0; j < flat.length; j += 2) {
+      const name = flat[j].toLowerCase();
+      record[name] = record[name] === undefined ? flat[j + 1] : [record[name], flat[j + 1]].flat();
+    }
+    const fromRecord = Object.entries(record).flatMap(([name, v]) => (Array.isArray(v) ? v : [v]).flatMap((x) => [name, x]));
+    assert.deepEqual(responseHeadersOfRecord(record), proxyResponseHeaders(fromRecord, false), JSON.stringify(record));
   }
   const targets = ["/v1/models", "/", "/poolswitch", "/poolswitch/health", "/poolswitchfoo", "/poolswitch?x", "/PoolSwitch/status", "*", "", "http://h/x", "example.com:443", "//x", "/v1?q=/poolswitch"];
   for (const target of targets) {
