@@ -63,7 +63,7 @@ function readBody(req, limit) {
       }
     };
     req.on("data", onData);
-    req.once("end", () => resolve(Buffer.concat(chunks)));
+    req.once("end", () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
     req.once("error", reject);
     // A caller that goes away mid-body must not leave this waiting.
     req.once("close", () => req.complete || reject(new ProxyError("invalid_request", "the request body was cut off")));
