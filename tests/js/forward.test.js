@@ -2,6 +2,7 @@
 // as the upstream sent them (encoding kept; which headers pass is the core's proxy rule) and stream without buffering.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import http from "node:http";
 import { gzipSync, gunzipSync } from "node:zlib";
 import { createGateway } from "../../pkg/gateway/server.js";
@@ -147,7 +148,15 @@ test("a caller that leaves has its request aborted upstream, early or late in a 
   };
   assert.equal(await call("/ok"), 200);
   await leave();
+  let socket;
+  const seen = (req) => (socket = req.socket);
+  gateway.server.on("request", seen);
   for (let i = 0; i < 1100; i++) assert.equal(await call("/ok"), 200);
+  gateway.server.off("request", seen);
+  // Nothing in flight on the connection: nothing may still listen on its abort link (a leak
+  // would grow with every request the connection carries).
+  const link = socket[Object.getOwnPropertySymbols(socket).find((s) => s.description === "poolswitch caller link")];
+  assert.equal(getEventListeners(link.signal, "abort").length, 0);
   await leave();
   agent.destroy();
 });
