@@ -246,6 +246,10 @@ if (want(6)) {
 
   const gwUrl = `http://127.0.0.1:${await freePort()}`;
   await serve([join(ROOT, "pkg/cli.js"), "serve", "--port", gwUrl.split(":")[2], "--log-level", "warn"], { POOLSWITCH_UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: KEYS.join(",") }, gwUrl, (u) => post(u)());
+  // BENCH_GATEWAY_BEFORE=<an earlier build's pkg/cli.js>: that gateway too, for a before/after in one run.
+  const before = process.env.BENCH_GATEWAY_BEFORE;
+  const beforeUrl = before && `http://127.0.0.1:${await freePort()}`;
+  if (before) await serve([before, "serve", "--port", beforeUrl.split(":")[2], "--log-level", "warn"], { POOLSWITCH_UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: KEYS.join(",") }, beforeUrl, (u) => post(u)());
   const bareUrl = `http://127.0.0.1:${await freePort()}`;
   await serve([join(ROOT, "bench/bare-proxy.mjs"), bareUrl.split(":")[2], mock.url, KEYS.join(",")], {}, bareUrl, (u) => post(u)());
   // Portkey: its loadbalance strategy over the same keys, the mock as an OpenAI custom host.
@@ -259,6 +263,7 @@ if (want(6)) {
     bare: post(bareUrl),
     gateway: post(gwUrl),
     portkey: post(portkeyUrl, portkeyHeaders),
+    ...(before ? { before: post(beforeUrl) } : {}),
   };
   for (const f of Object.values(targets)) await load(f, 32, 300);
   const r = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
@@ -283,8 +288,9 @@ if (want(6)) {
     row("bare node:http reverse proxy (bench/bare-proxy.mjs)", "bare"),
     row("`poolswitch-wasm serve`", "gateway"),
     row("Portkey gateway 1.15.2 (loadbalance over the same keys)", "portkey"),
+    ...(before ? [row(`\`poolswitch-wasm serve\`, before (${before})`, "before")] : []),
     "",
-    `poolswitch-wasm serve vs the bare proxy: ${ratio("gateway", "bare")} (target ≥ 0.7×); vs Portkey: ${ratio("gateway", "portkey")} (target ≥ 5×). Ratios per round, median (range). The load generator, the proxies and the mock share this machine's 2 cores.`,
+    `poolswitch-wasm serve vs the bare proxy: ${ratio("gateway", "bare")} (target ≥ 0.7×); vs Portkey: ${ratio("gateway", "portkey")} (target ≥ 5×).${before ? ` Before: ${ratio("before", "bare")} and ${ratio("before", "portkey")}.` : ""} Ratios per round, median (range). The load generator, the proxies and the mock share this machine's 2 cores.`,
   ]);
 }
 

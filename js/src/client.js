@@ -276,14 +276,20 @@ function configValue(config, camel, snake) {
 }
 
 let dispatchRaw; // set by PoolSwitchClient's static block
+let streamBrokeRaw;
 
 /**
  * For proxy mode (gateway/forward.js): sends through the pool and resolves to the transport's
- * own response, with no standard Response built: `{ response, keyId, attempts, outcome,
- * broke() }` (`broke` counts a body that broke mid-way against the key). Rejects like `request`.
+ * own response, with no standard Response built: `{ response, keyId, attempts, outcome }`.
+ * Rejects like `request`.
  */
 export function sendThrough(client, method, url, opts) {
   return dispatchRaw(client, method, url, opts);
+}
+
+/** For proxy mode: counts against its key a `sendThrough` reply whose body broke mid-way. */
+export function streamBroke(client, reply) {
+  streamBrokeRaw(client, reply);
 }
 
 /** An API-key pool over one upstream provider. */
@@ -292,11 +298,8 @@ export class PoolSwitchClient {
   static #clients = new Set();
 
   static {
-    dispatchRaw = (client, method, url, opts) =>
-      client.#dispatch(method, url, opts).then((reply) => {
-        reply.broke = () => client.#streamBroke(reply.keyId, reply.pool);
-        return reply;
-      });
+    dispatchRaw = (client, method, url, opts) => client.#dispatch(method, url, opts);
+    streamBrokeRaw = (client, reply) => client.#streamBroke(reply.keyId, reply.pool);
   }
   static #pruneAt = 64;
 

@@ -7,6 +7,7 @@ use js_sys::{Array, Object, Reflect};
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
+use crate::core::proxy::headers;
 use crate::core::proxy::settings::{parse_key_body, Listen};
 use crate::core::proxy::{self, ProxyConfig, Route};
 use crate::core::ConfigError;
@@ -70,6 +71,22 @@ pub fn proxy_route(method: &str, target: &str) -> JsValue {
         Route::MethodNotAllowed { allow } => set(&o, "allow", *allow),
         _ => {}
     }
+    o.into()
+}
+
+/// The rules the gateway applies on every forwarded request, as tables read once at load:
+/// `{ prefix, hopByHop, requestOnly, decodedOnly }` (see `core::proxy::headers`; `prefix`: a
+/// target that starts with `/` but not with it is forwarded). The per-request path then needs
+/// no crossing into wasm; the functions below stay for everything else and are the reference
+/// the tables are checked against (tests/js/forward.test.js).
+#[wasm_bindgen(js_name = proxyTables)]
+pub fn proxy_tables() -> JsValue {
+    let list = |names: &[&str]| names.iter().map(|n| JsValue::from_str(n)).collect::<Array>();
+    let o = Object::new();
+    set(&o, "prefix", proxy::PREFIX);
+    set(&o, "hopByHop", list(&headers::HOP_BY_HOP));
+    set(&o, "requestOnly", list(&headers::REQUEST_ONLY));
+    set(&o, "decodedOnly", list(&headers::DECODED_ONLY));
     o.into()
 }
 

@@ -3,8 +3,9 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus `host` and
-/// `content-length`, which the gateway's HTTP stack sets for the message it sends.
-const HOP_BY_HOP: [&str; 10] = [
+/// `content-length`, which the gateway's HTTP stack sets for the message it sends. Dropped both
+/// ways, as is every name the message's own `Connection` header lists.
+pub const HOP_BY_HOP: [&str; 11] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -15,31 +16,44 @@ const HOP_BY_HOP: [&str; 10] = [
     "transfer-encoding",
     "upgrade",
     "host",
+    "content-length",
 ];
 
+/// Request headers that never go upstream: the ones that carry the gateway token. The pool sets
+/// its own auth header, and a token sent to a provider that reads another header would be
+/// handed to that provider.
+pub const REQUEST_ONLY: [&str; 2] = ["authorization", "x-poolswitch-token"];
+
+/// Response headers dropped when the host's HTTP client has already undone the content encoding.
+pub const DECODED_ONLY: [&str; 1] = ["content-encoding"];
+
+/// HTTP's optional whitespace around list elements: spaces and tabs only (RFC 9110 §5.6.1).
+fn trim_ows(s: &str) -> &str {
+    s.trim_matches([' ', '\t'])
+}
+
 fn listed_in_connection(name: &str, connection: Option<&str>) -> bool {
-    connection.is_some_and(|c| c.split(',').any(|token| token.trim().eq_ignore_ascii_case(name)))
+    connection.is_some_and(|c| c.split(',').any(|token| trim_ows(token).eq_ignore_ascii_case(name)))
+}
+
+fn any_is(names: &[&str], name: &str) -> bool {
+    names.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 fn hop_by_hop(name: &str, connection: Option<&str>) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-        || name.eq_ignore_ascii_case("content-length")
-        || listed_in_connection(name, connection)
+    any_is(&HOP_BY_HOP, name) || listed_in_connection(name, connection)
 }
 
 /// Whether a caller's request header goes upstream. `connection` is the request's own
-/// `Connection` header (the names it lists are hop-by-hop too). The headers that carry the
-/// gateway token never go upstream: the pool sets its own auth header, and a token sent to a
-/// provider that reads another header would be handed to that provider.
+/// `Connection` header (the names it lists are hop-by-hop too); see [`REQUEST_ONLY`].
 pub fn forward_request_header(name: &str, connection: Option<&str>) -> bool {
-    !hop_by_hop(name, connection) && !name.eq_ignore_ascii_case("authorization") && !name.eq_ignore_ascii_case("x-poolswitch-token")
+    !hop_by_hop(name, connection) && !any_is(&REQUEST_ONLY, name)
 }
 
 /// Whether an upstream response header goes back to the caller. `body_decoded`: the host's
 /// HTTP client has already undone the content encoding (Node's fetch does; wasi:http does not).
 pub fn forward_response_header(name: &str, connection: Option<&str>, body_decoded: bool) -> bool {
-    let decoded_encoding = body_decoded && name.eq_ignore_ascii_case("content-encoding");
-    !(hop_by_hop(name, connection) || decoded_encoding)
+    !(hop_by_hop(name, connection) || (body_decoded && any_is(&DECODED_ONLY, name)))
 }
 
 /// Bytes outside visible ASCII, space and `%` are percent-encoded, so any key id fits in a
@@ -65,6 +79,8 @@ mod tests {
         assert!(!forward_request_header("x-poolswitch-token", None));
         assert!(!forward_request_header("x-trace", Some("close, X-Trace")));
         assert!(forward_request_header("x-trace", Some("close")));
+        assert!(!forward_request_header("x-trace", Some("close,\tX-Trace ")), "spaces and tabs around a listed name");
+        assert!(forward_request_header("x-trace", Some("close, x-trace\u{a0}")), "only spaces and tabs are HTTP whitespace");
         assert!(forward_request_header("content-type", None));
         assert!(forward_request_header("x-api-version", None));
     }
