@@ -22,7 +22,7 @@ const MAX_WAIT_MS: u64 = 3_000;
 const RETRY_MS: u64 = 2;
 
 /// The file named by `POOLSWITCH_STATE_FILE` (inside a directory preopened with `--dir`).
-pub struct StateFile {
+pub(crate) struct StateFile {
     path: String,
 }
 
@@ -49,11 +49,11 @@ fn age_ms(path: &str) -> Option<u64> {
 }
 
 impl StateFile {
-    pub fn new(path: Option<&str>) -> Option<Self> {
+    pub(crate) fn new(path: Option<&str>) -> Option<Self> {
         path.map(|p| Self { path: p.to_owned() })
     }
 
-    pub fn load(&self) -> Option<PoolSnapshot> {
+    pub(crate) fn load(&self) -> Option<PoolSnapshot> {
         let text = fs::read_to_string(&self.path).ok()?;
         serde_json::from_str(&text).ok()
     }
@@ -94,7 +94,7 @@ impl StateFile {
     /// written since `base` was read), plus this instance's counters since `base`, with the
     /// later of each rest. Under the lock, so concurrent requests add up exactly; written to a
     /// temporary file and renamed, so readers (which take no lock) never see half a file.
-    pub fn save(&self, base: &PoolSnapshot, client: &WasiClient) {
+    pub(crate) fn save(&self, base: &PoolSnapshot, client: &WasiClient) {
         let delta = client.export_state().since(base);
         let Some(_lock) = self.lock() else {
             eprintln!("poolswitch-gateway: state file lock not taken within {MAX_WAIT_MS} ms; this request's counters are not saved");
