@@ -3,7 +3,8 @@
 //! [`host`], and the JS binding drives it directly, so every host runs the same logic.
 
 // Namespaces of their own: their constants and lower-level parts (the pool without the request
-// policy, the proxy rules, the limits parser) are used by name from tests, benches and the gateway.
+// policy, the proxy rules, the limits parser, a driver's event delivery) are used by name from
+// tests, benches and the gateway.
 pub mod classify;
 pub mod config;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod machine;
 pub mod pool;
 pub mod proxy;
 pub mod secret;
+pub mod shared;
 
 // Reached only through the re-exports below (or, inside the crate, by path).
 mod backoff;
@@ -20,7 +22,6 @@ mod events;
 mod host;
 mod index;
 mod request;
-pub(crate) mod shared;
 mod snapshot;
 mod status;
 mod strategy;

@@ -148,7 +148,7 @@ impl<R: Rng> Shared<R> {
 }
 
 /// Delivers what [`Shared::take_events`] returned, with the state released.
-pub(crate) fn deliver(pending: Option<(EventBuffer, Listener)>) {
+pub fn deliver(pending: Option<(EventBuffer, Listener)>) {
     if let Some((events, listener)) = pending {
         for e in &events {
             listener(e);
