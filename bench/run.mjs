@@ -194,16 +194,16 @@ if (want(5)) {
   }
   const med = (mode, f) => median(cold[mode].map((x) => x[f]));
   // Imported here: Miniflare installs its own undici dispatcher, which the other sections must not run on.
-  const { startWorker } = await import("../tests/workerd/bundle.js");
+  const { startWorker } = await import("../tests/support/worker.js");
   const workerd = { pool: [], raw: [] };
   for (let i = 0; i < 3; i++) {
     for (const mode of ["raw", "pool"]) {
       const t = performance.now();
-      const { mf } = await startWorker(ROOT, [join(ROOT, `bench/worker-${mode}.js`)], { MOCK_URL: mock.url, KEY: KEYS[0] });
-      const r = await mf.dispatchFetch("http://worker/");
+      const worker = await startWorker([join(ROOT, `bench/worker-${mode}.js`)], { MOCK_URL: mock.url, KEY: KEYS[0] });
+      const r = await worker.mf.dispatchFetch("http://worker/");
       await r.json();
       workerd[mode].push(performance.now() - t);
-      await mf.dispose();
+      await worker.dispose();
     }
   }
   section("5. Size and cold start", [

@@ -82,7 +82,7 @@ async fn read_limited(body: Body, limit: u64) -> Result<Option<Bytes>, Error> {
     Ok(Some(buf.freeze()))
 }
 
-pub async fn handle(request: http::Request<Body>) -> Result<Response<Body>, Error> {
+pub(crate) async fn handle(request: http::Request<Body>) -> Result<Response<Body>, Error> {
     let target = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let route = proxy::route(request.method().as_str(), &target);
     if route == Route::Health {

@@ -20,7 +20,7 @@ impl Guest for Component {
 }
 
 /// The resource behind `pool`.
-pub struct PoolResource {
+pub(crate) struct PoolResource {
     client: WasiClient,
 }
 

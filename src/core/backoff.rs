@@ -4,7 +4,7 @@ use super::host::Rng;
 
 /// Delay before retry number `retry` (1-based): half of `base·2^(retry-1)` (capped at `max`)
 /// plus a random share of the other half ("equal jitter": never zero, never above the cap).
-pub fn backoff_ms(retry: u32, base: u64, max: u64, rng: &impl Rng) -> u64 {
+pub(super) fn backoff_ms(retry: u32, base: u64, max: u64, rng: &impl Rng) -> u64 {
     let exp = base.saturating_mul(1u64 << retry.saturating_sub(1).min(30)).min(max);
     let half = exp / 2;
     half + rng.below(exp - half + 1)
@@ -12,7 +12,7 @@ pub fn backoff_ms(retry: u32, base: u64, max: u64, rng: &impl Rng) -> u64 {
 
 /// Cooldown for a rate-limited key that gave no `retry-after`: 1 s, 2 s, 4 s … up to 60 s
 /// as the same key keeps being rate limited.
-pub fn rate_limit_cooldown_ms(consecutive: u32) -> u64 {
+pub(super) fn rate_limit_cooldown_ms(consecutive: u32) -> u64 {
     (1000u64 << consecutive.saturating_sub(1).min(6)).min(60_000)
 }
 

@@ -14,9 +14,9 @@ use super::shared::{deliver, Shared};
 use super::snapshot::PoolSnapshot;
 use super::status::PoolStatus;
 
-pub use super::classify::Outcome;
-pub use super::request::Request;
-pub use super::shared::Listener;
+pub(super) use super::classify::Outcome;
+pub(super) use super::request::Request;
+pub(super) use super::shared::Listener;
 
 /// The upstream response the request ended with: a success, a response returned at once
 /// (4xx, too large), or the last failure once no key or retry was left.

@@ -27,4 +27,4 @@ pub enum PoolEvent {
 
 /// Events gathered while the pool is borrowed, emitted once the borrow is released
 /// (a listener may call back into the client).
-pub type EventBuffer = Vec<PoolEvent>;
+pub(super) type EventBuffer = Vec<PoolEvent>;

@@ -16,11 +16,11 @@ use std::collections::BTreeSet;
 use super::host::Rng;
 
 /// Sort key of a ready key under an ordered strategy: lowest goes first, ties by slot.
-pub type Rank = [u64; 4];
+pub(super) type Rank = [u64; 4];
 
 /// Where one key stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Place {
+pub(super) enum Place {
     /// Invalid, disabled or removed: in no set.
     #[default]
     Out,
@@ -35,7 +35,7 @@ pub enum Place {
 /// A placement and, for a ready key, the time its rank changes by itself (a provider window
 /// resets); the index asks for the key again then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Placement {
+pub(super) struct Placement {
     pub place: Place,
     pub revisit_at: Option<u64>,
 }
@@ -47,7 +47,7 @@ enum ReadySet {
 }
 
 #[derive(Debug)]
-pub struct KeyIndex {
+pub(super) struct KeyIndex {
     placements: Vec<Placement>,
     ready: ReadySet,
     resting: SlotHeap<u64>,
@@ -58,13 +58,13 @@ pub struct KeyIndex {
 impl KeyIndex {
     /// `sampled`: ready keys are drawn at random in proportion to their weight rather than
     /// taken in rank order.
-    pub fn new(sampled: bool) -> Self {
+    pub(super) fn new(sampled: bool) -> Self {
         let ready = if sampled { ReadySet::Sampled(Fenwick::default()) } else { ReadySet::Ranked(BTreeSet::new()) };
         Self { placements: Vec::new(), ready, resting: SlotHeap::default(), shaped: SlotHeap::default(), revisits: SlotHeap::default() }
     }
 
     /// Moves `slot` to its new placement (slots are numbered from 0 without gaps).
-    pub fn place(&mut self, slot: usize, new: Placement) {
+    pub(super) fn place(&mut self, slot: usize, new: Placement) {
         while self.placements.len() <= slot {
             self.placements.push(Placement::default());
             if let ReadySet::Sampled(tree) = &mut self.ready {
@@ -100,7 +100,7 @@ impl KeyIndex {
 
     /// Slots whose standing may have changed by `now` (a rest, ceiling or window ended),
     /// earliest first. The caller places each again.
-    pub fn due(&self, now: u64) -> Vec<usize> {
+    pub(super) fn due(&self, now: u64) -> Vec<usize> {
         let mut due: Vec<(u64, usize)> = Vec::new();
         for heap in [&self.resting, &self.shaped, &self.revisits] {
             heap.at_most(&now, &mut due);
@@ -110,12 +110,12 @@ impl KeyIndex {
     }
 
     /// Whether anything is due by `now` (cheap check before [`KeyIndex::due`]).
-    pub fn any_due(&self, now: u64) -> bool {
+    pub(super) fn any_due(&self, now: u64) -> bool {
         [&self.resting, &self.shaped, &self.revisits].iter().any(|heap| heap.first().is_some_and(|(t, _)| t <= now))
     }
 
     /// The ready key to use, passing over `tried` slots while an untried one is ready.
-    pub fn pick(&mut self, tried: &[usize], rng: &impl Rng) -> Option<usize> {
+    pub(super) fn pick(&mut self, tried: &[usize], rng: &impl Rng) -> Option<usize> {
         match &mut self.ready {
             ReadySet::Ranked(set) => {
                 // `tried` holds a handful of slots at most, so this walks a few entries.
@@ -147,12 +147,12 @@ impl KeyIndex {
     }
 
     /// When the first resting key comes back.
-    pub fn first_rest_end(&self) -> Option<u64> {
+    pub(super) fn first_rest_end(&self) -> Option<u64> {
         self.resting.first().map(|(t, _)| t)
     }
 
     /// When the first key held back by its rate ceiling may go again.
-    pub fn first_shaped_end(&self) -> Option<u64> {
+    pub(super) fn first_shaped_end(&self) -> Option<u64> {
         self.shaped.first().map(|(t, _)| t)
     }
 }

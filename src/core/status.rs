@@ -112,7 +112,7 @@ fn key_status(key: &KeySlot, now: u64) -> KeyStatus {
 }
 
 /// Builds the status report at time `now`.
-pub fn pool_status(pool: &Pool, upstream_base_url: String, now: u64) -> PoolStatus {
+pub(super) fn pool_status(pool: &Pool, upstream_base_url: String, now: u64) -> PoolStatus {
     let strategy = pool.strategy().as_str();
     let keys: Vec<KeyStatus> = pool.keys().map(|k| key_status(k, now)).collect();
     PoolStatus {

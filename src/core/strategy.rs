@@ -6,13 +6,13 @@ use super::index::Rank;
 use super::pool::KeySlot;
 
 /// Whether ready keys are drawn at random (in proportion to their weight) rather than ranked.
-pub fn is_sampled(strategy: Strategy) -> bool {
+pub(super) fn is_sampled(strategy: Strategy) -> bool {
     matches!(strategy, Strategy::Random | Strategy::Weighted)
 }
 
 /// A ready key's rank under `strategy` at `now`. The pool re-ranks a key whenever it changes
 /// and when a provider window it depends on ends, so ranks never go stale.
-pub fn rank(strategy: Strategy, key: &KeySlot, now: u64) -> Rank {
+pub(super) fn rank(strategy: Strategy, key: &KeySlot, now: u64) -> Rank {
     match strategy {
         // Round robin as "least recently used": the same order as a cursor, but it survives
         // keys being skipped, added or removed, and state imported from other instances.
@@ -30,7 +30,7 @@ pub fn rank(strategy: Strategy, key: &KeySlot, now: u64) -> Rank {
 }
 
 /// A ready key's share in a random draw: its weight under `weighted`, 1 otherwise.
-pub fn draw_weight(strategy: Strategy, key: &KeySlot) -> u64 {
+pub(super) fn draw_weight(strategy: Strategy, key: &KeySlot) -> u64 {
     match strategy {
         Strategy::Weighted => key.weight.into(),
         _ => 1,

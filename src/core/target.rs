@@ -136,7 +136,7 @@ fn has_dot_segment(path: &str) -> bool {
 
 /// Appends `pairs` to the URL's query, percent-encoded; when `replace` names a parameter,
 /// any occurrence of it already in the URL is dropped first (a caller's own `?key=`).
-pub fn with_query(url: &str, pairs: &[(String, String)], replace: Option<&str>) -> String {
+pub(super) fn with_query(url: &str, pairs: &[(String, String)], replace: Option<&str>) -> String {
     if pairs.is_empty() && replace.is_none() {
         return url.to_owned();
     }

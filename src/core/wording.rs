@@ -44,7 +44,7 @@ fn fold(name: &str) -> String {
 
 /// `retry_attempts` → `retryAttempts`, `keys[1].monthly_quota` → `keys[1].monthlyQuota`.
 /// ASCII case only: field names are ASCII, and Unicode case tables would grow the wasm.
-pub fn camel(name: &str) -> String {
+pub(crate) fn camel(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut upper = false;
     for c in name.chars() {
@@ -65,7 +65,7 @@ const MAX_NAME_LEN: usize = 64;
 
 /// The known name closest to `unknown`: an alias from another SDK, or a small edit away.
 /// Spelled the way the caller spells (snake_case if they used `_`, camelCase otherwise).
-pub fn suggest(unknown: &str, known: &[&str]) -> Option<String> {
+pub(crate) fn suggest(unknown: &str, known: &[&str]) -> Option<String> {
     if unknown.len() > MAX_NAME_LEN {
         return None;
     }
@@ -166,7 +166,7 @@ fn without_position(text: &str) -> &str {
 }
 
 /// Rewrites one serde error at `field` into `(field, problem)`.
-pub fn describe(field: &str, serde_text: &str) -> (String, String) {
+pub(crate) fn describe(field: &str, serde_text: &str) -> (String, String) {
     let secret = is_secret_path(field);
     let text = without_position(serde_text);
     if let Some(rest) = text.strip_prefix("unknown field ") {

@@ -9,9 +9,9 @@ use crate::core::config::METADATA_MAX_DEPTH;
 use crate::core::{ConfigError, PoolError};
 
 /// Deepest nesting accepted in a value from JS: the config, `keys`, one key, and its metadata.
-pub const MAX_INPUT_DEPTH: usize = METADATA_MAX_DEPTH + 4;
+pub(super) const MAX_INPUT_DEPTH: usize = METADATA_MAX_DEPTH + 4;
 /// Most values (objects, arrays, entries and leaves together) read from one JS argument.
-pub const MAX_INPUT_VALUES: usize = 500_000;
+pub(super) const MAX_INPUT_VALUES: usize = 500_000;
 /// Path segments named in an error (`keys[3].metadata`); deeper values are reported there.
 const NAMED_SEGMENTS: usize = 3;
 
@@ -21,7 +21,7 @@ const NAMED_SEGMENTS: usize = 3;
 /// from that. serde-wasm-bindgen has no depth limit and recurses once per level (a deep or cyclic
 /// object overflowed the wasm stack and trapped the instance for every caller), and it reads a
 /// struct's fields by name, so unknown fields were never seen and could not be refused.
-pub fn from_js<T: DeserializeOwned>(v: JsValue) -> Result<T, ConfigError> {
+pub(super) fn from_js<T: DeserializeOwned>(v: JsValue) -> Result<T, ConfigError> {
     let mut budget = MAX_INPUT_VALUES;
     let value = to_json(&v, &Path::Root, 1, &mut budget)?.unwrap_or(Value::Null);
     serde_path_to_error::deserialize(value).map_err(ConfigError::from_serde)
@@ -152,7 +152,7 @@ fn number(f: f64) -> Option<Value> {
 }
 
 /// Plain JS objects and numbers (not `Map`s or `BigInt`s).
-pub fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
+pub(super) fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsValue::from_str(&e.to_string()))
 }
 
@@ -169,7 +169,7 @@ fn opt_num(v: Option<u64>) -> JsValue {
 }
 
 /// `{ kind: "invalid_config", field, problem, message }`, fields in camelCase.
-pub fn config_error(e: &ConfigError) -> JsValue {
+pub(super) fn config_error(e: &ConfigError) -> JsValue {
     let field = crate::core::wording::camel(&e.field);
     object(&[
         ("kind", "invalid_config".into()),
@@ -180,7 +180,7 @@ pub fn config_error(e: &ConfigError) -> JsValue {
 }
 
 /// `{ kind, message, keyId?, retryAt?, afterMs? }`.
-pub fn pool_error(e: &PoolError) -> JsValue {
+pub(super) fn pool_error(e: &PoolError) -> JsValue {
     if let PoolError::InvalidConfig(c) = e {
         return config_error(c);
     }

@@ -15,5 +15,8 @@ mod convert;
 mod pool;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "node-proxy"))]
 mod proxy;
+// The module's exports to JS, and so this target's public API.
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub use pool::WasmPool;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "node-proxy"))]
+pub use proxy::*;

@@ -4,8 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { PoolSwitchClient } from "../../pkg/esm/node.js";
-import { mockControl } from "../scenarios/scenarios.js";
-import { startMock } from "./mock.js";
+import { useMockProvider, freshKeys } from "../support/provider.js";
 import { createServer } from "node:net";
 
 // A loopback port nothing listens on (bound, then closed): connecting to it is refused.
@@ -18,34 +17,14 @@ function closedPort() {
   });
 }
 
-let mock;
-let control;
+const mock = useMockProvider();
 let unhandled = [];
 const onUnhandled = (e) => unhandled.push(e);
-before(async () => {
-  mock = await startMock();
-  control = mockControl(mock.url);
-  process.on("unhandledRejection", onUnhandled);
-});
-after(async () => {
-  process.off("unhandledRejection", onUnhandled);
-  await mock.stop();
-});
+before(() => process.on("unhandledRejection", onUnhandled));
+after(() => process.off("unhandledRejection", onUnhandled));
 
-let run = 0;
-// Fresh key values per test; `specs` by id. Returns the values and this test's calls.
-async function keys(specs) {
-  const tag = `c${run++}`;
-  const registered = {};
-  const values = [];
-  for (const [id, spec] of Object.entries(specs)) {
-    registered[`sk-${tag}-${id}-secret`] = { ...spec, id: `${tag}-${id}` };
-    values.push({ id, value: `sk-${tag}-${id}-secret` });
-  }
-  await control.setKeys(registered);
-  const calls = async () => (await control.calls()).filter((c) => c.keyId && c.keyId.startsWith(`${tag}-`)).map((c) => ({ ...c, keyId: c.keyId.slice(tag.length + 1) }));
-  return { values, calls };
-}
+// Fresh keys per test; `specs` by id. Returns the keys ({ id, value }) and this test's calls.
+const keys = (specs) => freshKeys(mock.control, "c", specs);
 
 function balanced(client) {
   for (const k of client.status().keys) {
@@ -58,7 +37,7 @@ const chat = { json: { model: "m", messages: [] } };
 
 test("a 429 whose body stalls ends with the attempt's timeout, frees the key and fails over", async () => {
   const k = await keys({ a: { script: ["stall_error:20"] }, b: {} });
-  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.values, strategy: "round_robin", requestTimeoutMs: 300 });
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.keys, strategy: "round_robin", requestTimeoutMs: 300 });
   const out = await client.post("/v1/chat/completions", chat);
   assert.match(out.choices[0].message.content, /-b$/);
   const a = client.status().keys.find((x) => x.id === "a");
@@ -70,9 +49,9 @@ test("a 429 whose body stalls ends with the attempt's timeout, frees the key and
 
 test("deadlineMs bounds a wait for Retry-After: 30 (config and per request)", async () => {
   const k = await keys({ a: { script: ["anthropic_rate_limit:30", "anthropic_rate_limit:30"] } });
-  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.values, deadlineMs: 2_000 });
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.keys, deadlineMs: 2_000 });
   await assert.rejects(client.post("/v1/chat/completions", chat), (e) => e.kind === "upstream" && e.status === 429 && e.retryAt > Date.now() + 20_000);
-  const perRequest = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.values });
+  const perRequest = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.keys });
   await assert.rejects(perRequest.post("/v1/chat/completions", { ...chat, deadlineMs: 1_000 }), (e) => e.kind === "upstream" && e.status === 429);
   assert.equal((await k.calls()).length, 2, "one attempt each, no second try after the wait");
   await assert.rejects(perRequest.get("/v1/models", { deadlineMs: 0 }), (e) => e.kind === "invalid_request" && /deadlineMs/.test(e.message));
@@ -80,7 +59,7 @@ test("deadlineMs bounds a wait for Retry-After: 30 (config and per request)", as
 
 test("a POST is not resent after an ambiguous failure, but is after a failure to connect", async () => {
   const k = await keys({ a: { script: ["drop"] }, b: {} });
-  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.values, strategy: "round_robin", backoffBaseMs: 5 });
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.keys, strategy: "round_robin", backoffBaseMs: 5 });
   await assert.rejects(client.post("/v1/chat/completions", chat), (e) => e.kind === "network");
   assert.deepEqual((await k.calls()).map((c) => c.keyId), ["a"], "the provider saw the POST once");
 
@@ -89,7 +68,7 @@ test("a POST is not resent after an ambiguous failure, but is after a failure to
   const refused = `http://127.0.0.1:${await closedPort()}`;
   let n = 0;
   const refuseFirst = (url, init) => fetch(n++ === 0 ? url.replace(mock.url, refused) : url, init);
-  const resending = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k2.values, strategy: "round_robin", backoffBaseMs: 5, fetch: refuseFirst });
+  const resending = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k2.keys, strategy: "round_robin", backoffBaseMs: 5, fetch: refuseFirst });
   const out = await resending.post("/v1/chat/completions", chat);
   assert.match(out.choices[0].message.content, /-b$/);
   assert.equal(resending.status().keys.find((x) => x.id === "a").networkErrorCount, 1);
@@ -103,7 +82,7 @@ test("abort() from inside an event listener ends the call, books it, and leaks n
     const controller = new AbortController();
     const client = new PoolSwitchClient({
       upstreamBaseUrl: mock.url,
-      keys: k.values,
+      keys: k.keys,
       strategy: "round_robin",
       requestTimeoutMs: 60_000,
       onEvent: (e) => e.type === when && controller.abort(new Error(`stop at ${when}`)),
@@ -122,10 +101,10 @@ test("abort() from inside an event listener ends the call, books it, and leaks n
 
 test("a custom fetch that resolves to no Response fails that attempt as a network error", async () => {
   const k = await keys({ a: {} });
-  const used = await fetch(`${mock.url}/v1/models`, { headers: { authorization: `Bearer ${k.values[0].value}` } });
+  const used = await fetch(`${mock.url}/v1/models`, { headers: { authorization: `Bearer ${k.keys[0].value}` } });
   await used.text();
   for (const [name, result] of [["undefined", undefined], ["a plain object", {}], ["a used Response", used]]) {
-    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.values, retryAttempts: 1, backoffBaseMs: 5, fetch: async () => result });
+    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.keys, retryAttempts: 1, backoffBaseMs: 5, fetch: async () => result });
     await assert.rejects(client.get("/v1/models"), (e) => {
       assert.equal(e.kind, "network", name);
       assert.match(e.message, /fetch function/, name);
@@ -139,7 +118,7 @@ test("a custom fetch that resolves to no Response fails that attempt as a networ
 
 test("CONNECT, TRACE and a GET or HEAD with a body are refused before any call", async () => {
   const k = await keys({ a: {} });
-  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.values });
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.keys });
   for (const call of [
     () => client.request("CONNECT", "/v1/models"),
     () => client.request("TRACE", "/v1/models"),
@@ -156,7 +135,7 @@ test("CONNECT, TRACE and a GET or HEAD with a body are refused before any call",
 
 test("retryAttempts per request overrides the config's, and is checked like it", async () => {
   const k = await keys({ a: { script: ["server_error", "server_error", "server_error", "server_error", "server_error"] } });
-  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.values, retryAttempts: 3, backoffBaseMs: 1, backoffMaxMs: 2 });
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.keys, retryAttempts: 3, backoffBaseMs: 1, backoffMaxMs: 2 });
   await assert.rejects(client.post("/v1/chat/completions", { ...chat, retryAttempts: 0 }), (e) => e.kind === "upstream" && e.status === 500 && e.attempts === 1);
   await assert.rejects(client.post("/v1/chat/completions", { ...chat, retryAttempts: 1 }), (e) => e.kind === "upstream" && e.attempts === 2);
   assert.equal((await k.calls()).length, 3, "one call, then two");

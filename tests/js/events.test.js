@@ -1,27 +1,14 @@
 // Events in the host's conventions: on/off and addEventListener, a logger hook, and listener
 // errors reported (to `error` listeners, else the logger) without breaking the request.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PoolSwitchClient } from "../../pkg/esm/node.js";
-import { mockControl } from "../scenarios/scenarios.js";
-import { startMock } from "./mock.js";
+import { useMockProvider, freshKeys } from "../support/provider.js";
 
-let mock;
-let control;
-let run = 0;
-before(async () => {
-  mock = await startMock();
-  control = mockControl(mock.url);
-});
-after(() => mock.stop());
+const mock = useMockProvider();
 
 // Two fresh keys, the first out of quota: one request gives request, failover, cooldown, success.
-async function failoverKeys() {
-  run++;
-  const keys = [`sk-ev${run}-a-secret`, `sk-ev${run}-b-secret`];
-  await control.setKeys({ [keys[0]]: { id: `ev${run}-a`, script: ["quota"] }, [keys[1]]: { id: `ev${run}-b` } });
-  return keys;
-}
+const failoverKeys = async () => (await freshKeys(mock.control, "ev", { a: { script: ["quota"] }, b: {} })).values;
 const chat = (client) => client.post("/v1/chat/completions", { json: { model: "m", messages: [] } });
 
 test("on(type) gets that type, on('*') every event, off() stops delivery", async () => {

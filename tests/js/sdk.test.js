@@ -1,29 +1,19 @@
 // The official SDKs, unmodified, on the pool through `fetch: client.fetch`: plain and streamed
 // calls, failover before the stream, a cut stream, and abort reaching the upstream connection.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { PoolSwitchClient } from "../../pkg/esm/node.js";
-import { mockControl } from "../scenarios/scenarios.js";
-import { startMock } from "./mock.js";
+import { useMockProvider, freshKeys } from "../support/provider.js";
 
-let mock;
-let control;
-let n = 0;
-before(async () => {
-  mock = await startMock();
-  control = mockControl(mock.url);
-});
-after(() => mock.stop());
+const mock = useMockProvider();
 
 // Fresh keys a and b: returns the pool client, the key prefix and the provider's log for them.
 async function pool(specs, options = {}) {
-  const run = `sdk${n++}-`;
-  await control.setKeys(Object.fromEntries(Object.entries(specs).map(([id, s]) => [`sk-${run}${id}`, { ...s, id: `${run}${id}` }])));
-  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: Object.keys(specs).map((id) => ({ id, value: `sk-${run}${id}` })), strategy: "round_robin", ...options });
-  const calls = async () => (await control.calls()).filter((c) => c.keyId?.startsWith(run));
-  return { client, run, calls };
+  const { tag, keys, calls } = await freshKeys(mock.control, "sdk", specs);
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys, strategy: "round_robin", ...options });
+  return { client, run: `${tag}-`, calls };
 }
 
 // The SDKs' own retries are off, so what happens is the pool's doing.
@@ -47,7 +37,7 @@ test("openai: a streamed completion arrives chunk by chunk, before the provider 
     if (text === "") {
       const [call] = await calls();
       assert.equal(call.lastChunkAt, undefined, "the first chunk arrived before the provider sent the last");
-      await control.releaseHeldEnds();
+      await mock.control.releaseHeldEnds();
     }
     text += chunk.choices[0]?.delta?.content ?? "";
   }
@@ -103,7 +93,7 @@ test("anthropic: a streamed message arrives event by event", async () => {
   stream.once("text", () => {
     calls().then(([call]) => {
       sentLastBeforeFirstText = call.lastChunkAt !== undefined;
-      return control.releaseHeldEnds();
+      return mock.control.releaseHeldEnds();
     });
   });
   const final = await stream.finalMessage();

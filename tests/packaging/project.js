@@ -103,47 +103,26 @@ export function assertFailedOver(result, app) {
   assert.deepEqual(result.keys, ["key-1:exhausted", "key-2:healthy"]);
 }
 
-const TYPES = { ".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html", ".wasm": "application/wasm", ".json": "application/json" };
-
 /**
  * Serves `dir` on 127.0.0.1, opens `page` in headless Chromium (Debian's chromium, driven by
  * playwright-core) and resolves to what the app put in `window.__result`, plus page errors and
  * the paths the page asked for.
  */
 export async function runInChromium(dir, page, query) {
-  const http = await import("node:http");
-  const { readFile } = await import("node:fs/promises");
-  const { extname, normalize } = await import("node:path");
-  const { chromium } = await import("playwright-core");
-  const requested = [];
-  const site = http.createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    requested.push(path);
-    const file = normalize(join(dir, path));
-    if (!file.startsWith(dir)) return res.writeHead(403).end();
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise((r) => site.listen(0, "127.0.0.1", r));
+  const { launchChromium, serveFiles } = await import("../support/chromium.js");
+  const site = await serveFiles({ "/": dir });
   let browser;
   try {
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
     const tab = await browser.newPage();
     const pageErrors = [];
     tab.on("pageerror", (e) => pageErrors.push(String(e)));
-    await tab.goto(`http://127.0.0.1:${site.address().port}/${page}?${new URLSearchParams(query)}`);
+    await tab.goto(`${site.url}/${page}?${new URLSearchParams(query)}`);
     // The wait ends on the app's own report or on an uncaught page error (a module that fails to
     // load never reports); playwright's deadline bounds it.
     await tab.waitForFunction(() => window.__result || window.__pageError, null, { timeout: 60_000 }).catch(() => {});
     const result = await tab.evaluate(() => window.__result ?? null);
-    return { result, pageErrors, requested };
+    return { result, pageErrors, requested: site.requested };
   } finally {
     await browser?.close();
     site.close();

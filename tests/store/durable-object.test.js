@@ -3,47 +3,29 @@
 // it has synced with the object, and both report the same totals.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, symlink, readdir, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import { startMock, ROOT } from "../js/mock.js";
 import { mockControl } from "../scenarios/scenarios.js";
 import { until } from "./redis-server.js";
+import { bundleWorker } from "../support/worker.js";
 
 const KEYS = [{ id: "a", value: "sk-do-a-secret" }, { id: "b", value: "sk-do-b-secret" }, { id: "c", value: "sk-do-c-secret" }];
 let mock;
 let control;
 let mf;
-let dir;
+let bundle;
 
 before(async () => {
   mock = await startMock();
   control = mockControl(mock.url);
   await control.setKeys({ "sk-do-a-secret": { id: "do-a", quota: 0 }, "sk-do-b-secret": { id: "do-b" }, "sk-do-c-secret": { id: "do-c" } });
   // Bundled as Wrangler does: conditions workerd/worker/browser, the .wasm kept as a module.
-  dir = await mkdtemp(join(tmpdir(), "poolswitch-do-"));
-  await mkdir(join(dir, "node_modules"));
-  await symlink(join(ROOT, "pkg"), join(dir, "node_modules", "poolswitch-wasm"), "dir");
-  await build({
-    entryPoints: [join(ROOT, "examples/workers-durable-object/src/worker.js")],
-    nodePaths: [join(dir, "node_modules")],
-    bundle: true,
-    format: "esm",
-    conditions: ["workerd", "worker", "browser"],
-    loader: { ".wasm": "copy" },
-    outdir: join(dir, "dist"),
-    logLevel: "warning",
-  });
-  assert.ok(!(await readdir(join(dir, "dist"))).some((f) => f.includes("redis")));
+  bundle = await bundleWorker([join(ROOT, "examples/workers-durable-object/src/worker.js")]);
+  assert.ok(!bundle.files.some((f) => f.includes("redis")));
   const worker = (name, durableObjects) => ({
     name,
-    modules: true,
-    scriptPath: join(dir, "dist", "worker.js"),
-    modulesRoot: join(dir, "dist"),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    compatibilityDate: "2025-09-01",
+    ...bundle.modules,
     bindings: { UPSTREAM_BASE_URL: mock.url, POOLSWITCH_KEYS: JSON.stringify(KEYS), STRATEGY: "round_robin", POOL_NAMESPACE: "openai" },
     durableObjects,
   });
@@ -56,7 +38,7 @@ before(async () => {
 after(async () => {
   await mf?.dispose();
   await mock?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await bundle?.remove();
 });
 
 const calls = async () => {

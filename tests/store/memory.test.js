@@ -1,38 +1,18 @@
 // The sync engine on an in-process store, in Node: propagation, exact counters, re-enabling,
 // and a store that fails (its replies lost, then unreachable) without losing or double
 // counting work. The provider is the mock, in its own process.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PoolSwitchClient, PoolSwitchError, MemoryStore } from "../../pkg/esm/node.js";
-import { startMock } from "../js/mock.js";
-import { mockControl } from "../scenarios/scenarios.js";
 import { until } from "./redis-server.js";
+import { useMockProvider, freshKeys } from "../support/provider.js";
 
-let mock;
-let control;
-let run = 0;
+const mock = useMockProvider();
 
-before(async () => {
-  mock = await startMock();
-  control = mockControl(mock.url);
-});
-after(() => mock?.stop());
-
+// Fresh keys, with a store namespace of their own; `counts()` is the provider's calls per key.
 async function pool(specs) {
-  const tag = `m${process.pid}x${run++}`;
-  const registered = {};
-  const keys = [];
-  for (const [id, spec] of Object.entries(specs)) {
-    registered[`sk-${tag}-${id}-secret`] = { ...spec, id: `${tag}-${id}` };
-    keys.push({ id, value: `sk-${tag}-${id}-secret` });
-  }
-  await control.setKeys(registered);
-  const calls = async () => {
-    const out = {};
-    for (const c of await control.calls()) if (c.keyId?.startsWith(`${tag}-`)) out[c.keyId.slice(tag.length + 1)] = (out[c.keyId.slice(tag.length + 1)] ?? 0) + 1;
-    return out;
-  };
-  return { keys, calls, namespace: tag };
+  const { keys, counts, tag } = await freshKeys(mock.control, "m", specs);
+  return { keys, counts, namespace: tag };
 }
 
 const client = (p, store, extra = {}) => new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: p.keys, strategy: "round_robin", store, namespace: p.namespace, ...extra });
@@ -40,7 +20,7 @@ const totals = (c) => Object.fromEntries(c.status().keys.filter((k) => k.totalRe
 const state = (c, id) => c.status().keys.find((k) => k.id === id).state;
 
 async function converged(clients, p) {
-  const expected = await p.calls();
+  const expected = await p.counts();
   await until(() => clients.every((c) => c.status().store.healthy && JSON.stringify(totals(c)) === JSON.stringify(expected)), `totals ${JSON.stringify(expected)} everywhere`);
   return expected;
 }
@@ -53,7 +33,7 @@ test("an exhausted key is skipped by the other client; concurrent counters add u
   await one.get("/v1/models");
   await until(() => state(two, "a") === "exhausted", "two to see a exhausted");
   await Promise.all([...Array(50)].flatMap(() => [one.get("/v1/models"), two.get("/v1/models")]));
-  assert.equal((await p.calls()).a, 1);
+  assert.equal((await p.counts()).a, 1);
   const expected = await converged([one, two], p);
   assert.equal(expected.b + expected.c, 101);
   await Promise.all([one.close(), two.close()]);

@@ -9,6 +9,7 @@ import { createClient } from "@redis/client";
 import { startMock, ROOT } from "../js/mock.js";
 import { mockControl } from "../scenarios/scenarios.js";
 import { redisMissing, startRedis, until } from "./redis-server.js";
+import { freshKeys } from "../support/provider.js";
 
 const skip = redisMissing();
 if (skip) console.log(`# skipping the Redis store tests: ${skip}`);
@@ -17,7 +18,6 @@ let redis;
 let mock;
 let control;
 const children = new Set();
-let run = 0;
 
 before(async () => {
   if (skip) return;
@@ -34,21 +34,8 @@ after(async () => {
 
 /** A fresh pool: key values and a namespace of its own, registered with the mock. */
 async function pool(specs) {
-  const tag = `r${process.pid}x${run++}`;
-  const registered = {};
-  const keys = [];
-  for (const [id, spec] of Object.entries(specs)) {
-    const value = `sk-${tag}-${id}-secret`;
-    registered[value] = { ...spec, id: `${tag}-${id}` };
-    keys.push({ id, value, ...(spec.monthlyQuota ? { monthlyQuota: spec.monthlyQuota } : {}) });
-  }
-  await control.setKeys(registered);
-  const calls = async () => {
-    const out = {};
-    for (const c of await control.calls()) if (c.keyId?.startsWith(`${tag}-`)) out[c.keyId.slice(tag.length + 1)] = (out[c.keyId.slice(tag.length + 1)] ?? 0) + 1;
-    return out;
-  };
-  return { namespace: tag, keys, calls, values: keys.map((k) => k.value) };
+  const { tag, keys, values, counts } = await freshKeys(control, "r", specs);
+  return { namespace: tag, keys, values, counts };
 }
 
 function config(p) {
@@ -149,7 +136,7 @@ const totals = (status) => Object.fromEntries(status.keys.filter((k) => k.totalR
 
 /** Waits until every instance reports per-key totals equal to the provider's call counts. */
 async function converged(instances, p) {
-  const expected = await p.calls();
+  const expected = await p.counts();
   await until(async () => {
     for (const i of instances) {
       const s = await i.status();
@@ -168,7 +155,7 @@ test("a key one instance finds exhausted is skipped by the others; counters add 
   // The first request meets key a exhausted and fails over.
   const [first] = await instances[0].requests(1);
   assert.equal(first.status, 200);
-  assert.deepEqual(await p.calls(), { a: 1, [first.keyId]: 1 });
+  assert.deepEqual(await p.counts(), { a: 1, [first.keyId]: 1 });
 
   // Every other instance learns it from the store (no request of theirs involved).
   await until(async () => {
@@ -179,7 +166,7 @@ test("a key one instance finds exhausted is skipped by the others; counters add 
   // From now on nobody calls a, under concurrency too.
   const results = (await Promise.all(instances.map((i) => i.requests(40, 8)))).flat();
   assert.ok(results.every((r) => r.status === 200), "every request answered");
-  assert.equal((await p.calls()).a, 1, "no instance spent another call on the exhausted key");
+  assert.equal((await p.counts()).a, 1, "no instance spent another call on the exhausted key");
 
   // Each instance's totals are everyone's: the provider's own count, per key, exactly.
   const expected = await converged(instances, p);

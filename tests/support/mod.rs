@@ -14,7 +14,7 @@ use futures_util::task::LocalSpawnExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use poolswitch::core::*;
 
-pub const START_MS: u64 = 1_717_200_000_000; // 2024-06-01T00:00:00Z
+pub(crate) const START_MS: u64 = 1_717_200_000_000; // 2024-06-01T00:00:00Z
 
 #[derive(Default)]
 struct TimeInner {
@@ -24,22 +24,22 @@ struct TimeInner {
 
 /// Virtual wall clock and sleeper.
 #[derive(Clone)]
-pub struct VirtualTime(Rc<TimeInner>);
+pub(crate) struct VirtualTime(Rc<TimeInner>);
 
 impl VirtualTime {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let t = VirtualTime(Rc::default());
         t.0.now.set(START_MS);
         t
     }
-    pub fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.0.now.get()
     }
     /// Elapsed virtual ms since the start.
-    pub fn elapsed(&self) -> u64 {
+    pub(crate) fn elapsed(&self) -> u64 {
         self.now() - START_MS
     }
-    pub fn advance(&self, ms: u64) {
+    pub(crate) fn advance(&self, ms: u64) {
         self.0.now.set(self.now() + ms);
     }
     /// Moves to the earliest pending timer and wakes every timer due. False if none.
@@ -66,7 +66,7 @@ impl Clock for VirtualTime {
     }
 }
 
-pub struct Sleep {
+pub(crate) struct Sleep {
     time: VirtualTime,
     deadline: u64,
 }
@@ -84,7 +84,7 @@ impl Future for Sleep {
 }
 
 impl VirtualTime {
-    pub fn sleep_for(&self, ms: u64) -> Sleep {
+    pub(crate) fn sleep_for(&self, ms: u64) -> Sleep {
         Sleep { time: self.clone(), deadline: self.now() + ms }
     }
 }
@@ -97,7 +97,7 @@ impl Sleeper for VirtualTime {
 
 /// One call the provider saw.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     pub key_id: String,
     pub method: String,
     pub url: String,
@@ -107,7 +107,7 @@ pub struct Call {
 }
 
 /// What the scripted provider answers.
-pub enum Answer {
+pub(crate) enum Answer {
     Respond {
         status: u16,
         headers: Vec<(&'static str, String)>,
@@ -123,15 +123,15 @@ pub enum Answer {
     Hang,
 }
 
-pub fn ok(body: &str) -> Answer {
+pub(crate) fn ok(body: &str) -> Answer {
     Answer::Respond { status: 200, headers: vec![], body: body.to_owned(), delay_ms: 0 }
 }
 
-pub fn status(status: u16, body: &str) -> Answer {
+pub(crate) fn status(status: u16, body: &str) -> Answer {
     Answer::Respond { status, headers: vec![], body: body.to_owned(), delay_ms: 0 }
 }
 
-pub fn with_headers(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Answer {
+pub(crate) fn with_headers(status: u16, body: &str, headers: &[(&'static str, &str)]) -> Answer {
     Answer::Respond { status, headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(), body: body.to_owned(), delay_ms: 0 }
 }
 
@@ -142,7 +142,7 @@ type KeyReader = Rc<dyn Fn(&HeaderMap, &str) -> Option<String>>;
 /// The stand-in provider: maps the key it receives back to its id, records every call, and
 /// answers by a handler given the call and how many calls that key has had before.
 #[derive(Clone)]
-pub struct ScriptedTransport {
+pub(crate) struct ScriptedTransport {
     keys: Rc<Vec<(String, String)>>,
     auth: KeyReader,
     handler: Rc<Handler>,
@@ -152,7 +152,7 @@ pub struct ScriptedTransport {
 
 impl ScriptedTransport {
     /// `keys`: (id, value). The key is read from `Authorization: Bearer …` by default.
-    pub fn new(time: &VirtualTime, keys: &[(&str, &str)], handler: impl Fn(&Call, usize) -> Answer + 'static) -> Self {
+    pub(crate) fn new(time: &VirtualTime, keys: &[(&str, &str)], handler: impl Fn(&Call, usize) -> Answer + 'static) -> Self {
         Self {
             keys: Rc::new(keys.iter().map(|(i, v)| (i.to_string(), v.to_string())).collect()),
             auth: Rc::new(|h, _url| {
@@ -165,16 +165,16 @@ impl ScriptedTransport {
     }
 
     /// Reads the key some other way (raw header, query parameter).
-    pub fn reading_key(mut self, f: impl Fn(&HeaderMap, &str) -> Option<String> + 'static) -> Self {
+    pub(crate) fn reading_key(mut self, f: impl Fn(&HeaderMap, &str) -> Option<String> + 'static) -> Self {
         self.auth = Rc::new(f);
         self
     }
 
-    pub fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         self.calls.borrow().clone()
     }
 
-    pub fn key_ids(&self) -> Vec<String> {
+    pub(crate) fn key_ids(&self) -> Vec<String> {
         self.calls.borrow().iter().map(|c| c.key_id.clone()).collect()
     }
 }
@@ -220,24 +220,24 @@ impl Transport for ScriptedTransport {
     }
 }
 
-pub type TestClient = PoolClient<ScriptedTransport, VirtualTime, VirtualTime, SeededRng<fn() -> u64>>;
+pub(crate) type TestClient = PoolClient<ScriptedTransport, VirtualTime, VirtualTime, SeededRng<fn() -> u64>>;
 
 fn seed() -> u64 {
     0x5eed
 }
 
-pub fn client(config: &PoolConfig, transport: &ScriptedTransport, time: &VirtualTime) -> TestClient {
+pub(crate) fn client(config: &PoolConfig, transport: &ScriptedTransport, time: &VirtualTime) -> TestClient {
     PoolClient::new(config, transport.clone(), time.clone(), time.clone(), SeededRng::new(seed as fn() -> u64)).expect("valid config")
 }
 
-pub fn config(keys: &[(&str, &str)]) -> PoolConfig {
+pub(crate) fn config(keys: &[(&str, &str)]) -> PoolConfig {
     PoolConfig::new("https://api.example.com/v1", keys.iter().map(|(i, v)| KeyConfig::named(*i, *v)).collect())
 }
 
-pub const KEYS3: [(&str, &str); 3] = [("a", "sk-aaa-secret"), ("b", "sk-bbb-secret"), ("c", "sk-ccc-secret")];
+pub(crate) const KEYS3: [(&str, &str); 3] = [("a", "sk-aaa-secret"), ("b", "sk-bbb-secret"), ("c", "sk-ccc-secret")];
 
 /// Runs futures concurrently on virtual time until all finish.
-pub fn run_all<T: 'static>(time: &VirtualTime, futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<T> {
+pub(crate) fn run_all<T: 'static>(time: &VirtualTime, futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<T> {
     let mut pool = LocalPool::new();
     let spawner: LocalSpawner = pool.spawner();
     let results: Rc<RefCell<Vec<Option<T>>>> = Rc::new(RefCell::new((0..futures.len()).map(|_| None).collect()));
@@ -256,32 +256,32 @@ pub fn run_all<T: 'static>(time: &VirtualTime, futures: Vec<Pin<Box<dyn Future<O
 }
 
 /// Runs one future on virtual time.
-pub fn run<T: 'static>(time: &VirtualTime, f: impl Future<Output = T> + 'static) -> T {
+pub(crate) fn run<T: 'static>(time: &VirtualTime, f: impl Future<Output = T> + 'static) -> T {
     run_all(time, vec![Box::pin(f)]).pop().unwrap()
 }
 
-pub fn post(path: &str) -> Request {
+pub(crate) fn post(path: &str) -> Request {
     Request::new(http::Method::POST, path).with_body(r#"{"model":"m"}"#)
 }
 
-pub fn get(path: &str) -> Request {
+pub(crate) fn get(path: &str) -> Request {
     Request::new(http::Method::GET, path)
 }
 
 /// Sends one request through `client` on virtual time.
-pub fn send(client: &Rc<TestClient>, time: &VirtualTime, req: Request) -> Result<Reply<Vec<u8>>, PoolError> {
+pub(crate) fn send(client: &Rc<TestClient>, time: &VirtualTime, req: Request) -> Result<Reply<Vec<u8>>, PoolError> {
     let c = client.clone();
     run(time, async move { c.request(req).await })
 }
 
-pub fn shared(config: &PoolConfig, transport: &ScriptedTransport, time: &VirtualTime) -> Rc<TestClient> {
+pub(crate) fn shared(config: &PoolConfig, transport: &ScriptedTransport, time: &VirtualTime) -> Rc<TestClient> {
     Rc::new(client(config, transport, time))
 }
 
-pub fn key_status<'a>(status: &'a PoolStatus, id: &str) -> &'a KeyStatus {
+pub(crate) fn key_status<'a>(status: &'a PoolStatus, id: &str) -> &'a KeyStatus {
     status.keys.iter().find(|k| k.id == id).expect("key in status")
 }
 
-pub const OPENAI_QUOTA: &str = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
-pub const OPENAI_RATE: &str = r#"{"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
-pub const OPENAI_BAD_KEY: &str = r#"{"error":{"message":"Incorrect API key provided: sk-aaa***cret.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+pub(crate) const OPENAI_QUOTA: &str = r#"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+pub(crate) const OPENAI_RATE: &str = r#"{"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+pub(crate) const OPENAI_BAD_KEY: &str = r#"{"error":{"message":"Incorrect API key provided: sk-aaa***cret.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;

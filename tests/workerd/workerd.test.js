@@ -3,22 +3,23 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startWorker } from "./bundle.js";
+import { startWorker } from "../support/worker.js";
 import { startMock, ROOT } from "../js/mock.js";
 import { scenarioList } from "../scenarios/scenarios.js";
 
 let mock;
+let worker;
 let mf;
 
 before(async () => {
   mock = await startMock();
-  const started = await startWorker(ROOT, [join(ROOT, "tests/workerd/worker.js"), join(ROOT, "tests/scenarios/scenarios.js"), join(ROOT, "tests/scenarios/scenarios.json")], { MOCK_URL: mock.url });
-  assert.equal(started.wasmFiles.length, 1, "the wasm module is imported, not inlined");
-  mf = started.mf;
+  worker = await startWorker([join(ROOT, "tests/workerd/worker.js"), join(ROOT, "tests/scenarios/scenarios.js"), join(ROOT, "tests/scenarios/scenarios.json")], { MOCK_URL: mock.url });
+  assert.equal(worker.wasmFiles.length, 1, "the wasm module is imported, not inlined");
+  mf = worker.mf;
 });
 
 after(async () => {
-  await mf?.dispose();
+  await worker?.dispose();
   await mock?.stop();
 });
 

@@ -12,12 +12,12 @@ wit_bindgen::generate!({
 use poolswitch::client::client::Pool;
 use poolswitch::client::types::{Config, KeyConfig, Response, Strategy};
 
-pub const ROUNDS: usize = 3;
+pub(crate) const ROUNDS: usize = 3;
 const CALLS: usize = 60;
 const KEY_IDS: [&str; 3] = ["a", "b", "c"];
 
 /// `{ run, failures: [..], keys: [[id, total, successes, errors, network errors, in flight], ..] }`
-pub fn round(mock: &str, run: &str) -> Value {
+pub(crate) fn round(mock: &str, run: &str) -> Value {
     let keys = KEY_IDS
         .iter()
         .map(|id| KeyConfig {
