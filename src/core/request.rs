@@ -43,8 +43,16 @@ impl Request {
     /// A request from a binding's plain values: the method by name (any case) and header
     /// pairs, each checked, so every binding refuses bad input with the same typed error.
     pub fn parse<'a>(method: &str, path: String, headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, PoolError> {
-        let parsed = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
+        // Bindings mostly pass the method upper-cased already: no copy then.
+        let upper;
+        let name = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            upper = method.to_ascii_uppercase();
+            upper.as_str()
+        } else {
+            method
+        };
+        let parsed =
+            Method::from_bytes(name.as_bytes()).map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
         let mut req = Self::new(parsed, path);
         for (name, value) in headers {
             let n = http::HeaderName::from_bytes(name.as_bytes())
@@ -76,8 +84,9 @@ impl Request {
         if self.body.is_some() && (self.method == Method::GET || self.method == Method::HEAD) {
             return Err(PoolError::InvalidRequest(format!("a {} request cannot have a body", self.method)));
         }
-        if let (Some(n), Some((min, max))) = (self.retry_attempts, number_range("retry_attempts")) {
-            if !(min..=max).contains(&u64::from(n)) {
+        // The range is looked up only for a request that sets its own count.
+        if let Some(n) = self.retry_attempts {
+            if let Some((min, max)) = number_range("retry_attempts").filter(|(min, max)| !(*min..=*max).contains(&u64::from(n))) {
                 return Err(PoolError::InvalidRequest(format!("retryAttempts must be between {min} and {max}")));
             }
         }
