@@ -64,21 +64,22 @@ impl WasmPool {
     }
 
     /// Starts a request and returns its first step. `headers` and `query` are JSON arrays of
-    /// name/value strings (`""` for none); the body stays in JS, `has_body` says whether there
-    /// is one. Throws an error object for a request that cannot be sent.
+    /// name/value strings (`undefined` or `""` for none); the body stays in JS, `has_body` says
+    /// whether there is one. Throws an error object for a request that cannot be sent.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         &self,
         method: &str,
         path: String,
-        headers: &str,
-        query: &str,
+        headers: Option<String>,
+        query: Option<String>,
         timeout_ms: Option<f64>,
         deadline_ms: Option<f64>,
         retry_attempts: Option<f64>,
         has_body: bool,
     ) -> Result<String, JsValue> {
         let overrides = Overrides { timeout_ms, deadline_ms, retry_attempts };
+        let (headers, query) = (headers.as_deref().unwrap_or_default(), query.as_deref().unwrap_or_default());
         let req = build_request(method, path, headers, query, overrides, has_body).map_err(|e| pool_error(&e))?;
         let call = Call::start(&self.shared.borrow(), req, now()).map_err(|e| pool_error(&e))?;
         let task = self.next_task.get().wrapping_add(1);
@@ -88,9 +89,9 @@ impl WasmPool {
     }
 
     /// Reports that attempt `attempt` of `task` answered with `status`; `limits` is the JSON
-    /// pairs of its rate-limit headers (`""` for none). Returns the next step.
-    pub fn sent(&self, task: u32, attempt: u32, status: u16, limits: &str) -> String {
-        let headers = wire::limit_headers(limits);
+    /// pairs of its rate-limit headers (`undefined` or `""` for none). Returns the next step.
+    pub fn sent(&self, task: u32, attempt: u32, status: u16, limits: Option<String>) -> String {
+        let headers = wire::limit_headers(limits.as_deref().unwrap_or_default());
         self.advance(task, |call, shared, now| {
             call.handle_response(shared, attempt, now, status, &headers);
         })

@@ -15,11 +15,9 @@
 //!
 //! JS reports with typed arguments (`sent(task, attempt, status, limits)`, `failed(task,
 //! attempt, failure, message)`, `peeked(task, attempt, bytes)`, `fired(task)`); header and
-//! query pairs cross as a JSON array of strings (`""` for none). JSON carries every string a
+//! query pairs cross as a JSON array of strings (`undefined` or `""` for none). JSON carries every string a
 //! caller may legally send, so no value is refused for the encoding's sake, and `JSON.parse`
 //! is among the fastest things V8 does. [`constants`] gives JS every number above, once.
-
-use std::io::Write;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -83,31 +81,71 @@ pub struct Step {
 
 impl Step {
     pub fn new(task: u32) -> Self {
-        let mut out = Vec::with_capacity(64);
-        let _ = write!(out, "[{task}");
-        Self { out }
+        let mut step = Self { out: Vec::with_capacity(160) };
+        step.out.push(b'[');
+        step.digits(u64::from(task));
+        step
     }
 
     fn string(&mut self, s: &str) {
-        // serde_json escapes quotes, backslashes and control characters; nothing is refused.
-        let _ = serde_json::to_writer(&mut self.out, s);
+        // What JSON escapes: quotes, backslashes and control characters. Most strings (URLs,
+        // ids, header values) have none and are copied as they are.
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.out.push(b'"');
+            self.out.extend_from_slice(s.as_bytes());
+            self.out.push(b'"');
+        } else {
+            // serde_json escapes them; nothing is refused.
+            let _ = serde_json::to_writer(&mut self.out, s);
+        }
+    }
+
+    /// `,n`.
+    fn num(&mut self, n: u64) {
+        self.out.push(b',');
+        self.digits(n);
+    }
+
+    /// A number's digits, written without the formatting machinery (this runs on every step).
+    fn digits(&mut self, n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n;
+        while let Some(d) = at.checked_sub(1).and_then(|i| digits.get_mut(i)) {
+            *d = b'0' + (rest % 10) as u8;
+            at -= 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.out.extend_from_slice(digits.get(at..).unwrap_or_default());
+    }
+
+    /// `,[op`: a record's start.
+    fn record(&mut self, op: u8) {
+        self.out.extend_from_slice(b",[");
+        self.digits(u64::from(op));
     }
 
     fn opt(&mut self, n: Option<u64>) {
-        let _ = match n {
-            Some(n) => write!(self.out, ",{n}"),
-            None => write!(self.out, ",null"),
-        };
+        match n {
+            Some(n) => self.num(n),
+            None => self.out.extend_from_slice(b",null"),
+        }
     }
 
     pub fn action(&mut self, action: &Action) {
         match action {
             Action::Send { attempt, request } => {
-                let _ = write!(self.out, ",[{},{attempt},", op::SEND);
+                self.record(op::SEND);
+                self.num(u64::from(*attempt));
+                self.out.push(b',');
                 self.string(request.method.as_str());
                 self.out.push(b',');
                 self.string(&request.url);
-                let _ = write!(self.out, ",{},[", u8::from(request.cancellable));
+                self.num(u64::from(request.cancellable));
+                self.out.extend_from_slice(b",[");
                 for (i, (name, value)) in request.headers.iter().enumerate() {
                     if i > 0 {
                         self.out.push(b',');
@@ -115,15 +153,23 @@ impl Step {
                     self.string(name.as_str());
                     self.out.push(b',');
                     // Values came from UTF-8 text (the caller's, the config's, the key's).
-                    self.string(&String::from_utf8_lossy(value.as_bytes()));
+                    match value.to_str() {
+                        Ok(v) => self.string(v),
+                        Err(_) => self.string(&String::from_utf8_lossy(value.as_bytes())),
+                    }
                 }
                 self.out.extend_from_slice(b"]]");
             }
             Action::Peek { attempt, limit } => {
-                let _ = write!(self.out, ",[{},{attempt},{limit}]", op::PEEK);
+                self.record(op::PEEK);
+                self.num(u64::from(*attempt));
+                self.num(u64::try_from(*limit).unwrap_or(u64::MAX));
+                self.out.push(b']');
             }
             Action::Discard { attempt } => {
-                let _ = write!(self.out, ",[{},{attempt}]", op::DISCARD);
+                self.record(op::DISCARD);
+                self.num(u64::from(*attempt));
+                self.out.push(b']');
             }
             Action::Done(Ok(done)) => self.done(done),
             Action::Done(Err(e)) => self.fail(e),
@@ -131,9 +177,12 @@ impl Step {
     }
 
     fn done(&mut self, d: &Finished) {
-        let _ = write!(self.out, ",[{},{},", op::DONE, d.attempt);
+        self.record(op::DONE);
+        self.num(u64::from(d.attempt));
+        self.out.push(b',');
         self.string(&d.key_id);
-        let _ = write!(self.out, ",{},", d.attempts);
+        self.num(u64::from(d.attempts));
+        self.out.push(b',');
         self.string(d.outcome.as_str());
         self.opt(d.retry_at_ms);
         self.out.push(b']');
@@ -146,7 +195,8 @@ impl Step {
             PoolError::NoHealthyKeys { retry_at_ms } => (None, *retry_at_ms, None),
             _ => (None, None, None),
         };
-        let _ = write!(self.out, ",[{},", op::FAIL);
+        self.record(op::FAIL);
+        self.out.push(b',');
         self.string(e.kind());
         self.out.push(b',');
         self.string(&e.to_string());
@@ -163,11 +213,18 @@ impl Step {
     }
 
     pub fn timer(&mut self, timer: Timer) {
-        let _ = match timer {
-            Timer::Keep => Ok(()),
-            Timer::Set(ms) => write!(self.out, ",[{},{ms}]", op::TIMER),
-            Timer::Clear => write!(self.out, ",[{},-1]", op::TIMER),
-        };
+        match timer {
+            Timer::Keep => {}
+            Timer::Set(ms) => {
+                self.record(op::TIMER);
+                self.num(ms);
+                self.out.push(b']');
+            }
+            Timer::Clear => {
+                self.record(op::TIMER);
+                self.out.extend_from_slice(b",-1]");
+            }
+        }
     }
 
     pub fn finish(mut self) -> String {
@@ -273,6 +330,11 @@ mod tests {
         assert_eq!(v[1][0], json!(op::FAIL));
         assert_eq!((&v[1][1], &v[1][3], &v[1][4]), (&json!("no_healthy_keys"), &Value::Null, &Value::Null));
         assert_eq!(step(&[], Timer::Keep), json!([7]));
+        // Numbers are written digit by digit: both ends of the range.
+        assert_eq!(step(&[], Timer::Set(0)), json!([7, [op::TIMER, 0]]));
+        assert_eq!(step(&[], Timer::Set(u64::MAX)), json!([7, [op::TIMER, u64::MAX]]));
+        assert_eq!(Step::new(0).finish(), "[0]");
+        assert_eq!(Step::new(u32::MAX).finish(), format!("[{}]", u32::MAX));
     }
 
     #[test]
