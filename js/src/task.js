@@ -5,14 +5,14 @@
 // yields the next step. Responses, request bodies and abort signals never enter wasm.
 
 /** The wire version this driver speaks (src/js/wire.rs `VERSION`). */
-const VERSION = 1;
+const VERSION = 2;
 let W; // the wire's constants, read once from the wasm
 
 /** Reads the wire's constants from the loaded wasm; refuses a wasm of another wire version. */
 export function useWire(WasmPool) {
   const w = JSON.parse(WasmPool.wire());
   if (w.version !== VERSION) throw new Error(`poolswitch-wasm: the wasm speaks wire version ${w.version}, this wrapper ${VERSION}`);
-  W = { ...w.op, connect: w.failure.connect, ambiguous: w.failure.ambiguous, limitHeaders: w.limitHeaders, limitSet: new Set(w.limitHeaders) };
+  W = { ...w.op, connect: w.failure.connect, ambiguous: w.failure.ambiguous, limitHeaders: w.limitHeaders, limitIndex: new Map(w.limitHeaders.map((name, i) => [name, i])) };
 }
 
 /** `[name, value, …]` pairs as the wire carries them: JSON, or undefined for none (no string crosses). */
@@ -142,19 +142,27 @@ function releaseReply(reply) {
   else cancelBody(reply && reply.response);
 }
 
-// The pairs of a reply's rate-limit headers as the wire carries them (undefined for none). A reply
-// that can list its headers (undici's record) is walked once; otherwise each name is looked up
-// (iterating a fetch Headers object allocates several KB per response in Node).
-function limitPairs(reply) {
-  let found;
-  if (typeof reply.limitPairs === "function") found = reply.limitPairs(W.limitSet);
-  else {
-    for (const name of W.limitHeaders) {
-      const value = reply.header(name);
-      if (value !== null && value !== undefined) (found ??= []).push(name, String(value));
-    }
+// A reply's rate-limit headers as the wire carries them: lines of the name's index in
+// limitHeaders and the value (undefined for none; a value with a line break, which HTTP
+// forbids, is left out). A reply that can list its headers (undici's record) is walked once;
+// otherwise each name is looked up (iterating a fetch Headers object allocates several KB per
+// response in Node).
+function limitLines(reply) {
+  if (typeof reply.limitLines === "function") return reply.limitLines(W.limitIndex);
+  let lines;
+  const names = W.limitHeaders;
+  for (let i = 0; i < names.length; i++) {
+    const value = reply.header(names[i]);
+    if (value === null || value === undefined) continue;
+    lines = limitLine(lines, i, String(value));
   }
-  return found ? JSON.stringify(found) : undefined;
+  return lines;
+}
+
+/** `lines` with header `index`'s `value` added (see limitLines). */
+export function limitLine(lines, index, value) {
+  if (value.includes("\n")) return lines;
+  return lines === undefined ? `${index}\n${value}` : `${lines}\n${index}\n${value}`;
 }
 
 // The step's header pairs as the record fetch and undici take; repeated names are joined.
@@ -327,7 +335,7 @@ class Task {
     } else {
       a.reply = reply;
       try {
-        text = this.pool.sent(this.id, a.n, reply.status, limitPairs(reply));
+        text = this.pool.sent(this.id, a.n, reply.status, limitLines(reply));
       } catch (err) {
         return this.crash(err);
       }

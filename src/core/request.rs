@@ -54,14 +54,21 @@ impl Request {
         let parsed =
             Method::from_bytes(name.as_bytes()).map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
         let mut req = Self::new(parsed, path);
+        req.headers = Self::header_map(headers)?;
+        Ok(req)
+    }
+
+    /// A caller's header pairs, each checked, as [`Request::parse`] takes them.
+    pub fn header_map<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<HeaderMap, PoolError> {
+        let mut map = HeaderMap::new();
         for (name, value) in headers {
             let n = http::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| PoolError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
             let v = HeaderValue::from_str(value)
                 .map_err(|_| PoolError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
-            req.headers.append(n, v);
+            map.append(n, v);
         }
-        Ok(req)
+        Ok(map)
     }
 
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {

@@ -15,7 +15,8 @@
 //!
 //! JS reports with typed arguments (`sent(task, attempt, status, limits)`, `failed(task,
 //! attempt, failure, message)`, `peeked(task, attempt, bytes)`, `fired(task)`); header and
-//! query pairs cross as a JSON array of strings (`undefined` or `""` for none). JSON carries every string a
+//! query pairs cross as a JSON array of strings (`undefined` or `""` for none), a response's
+//! rate-limit headers as lines of index and value ([`limit_headers`]). JSON carries every string a
 //! caller may legally send, so no value is refused for the encoding's sake, and `JSON.parse`
 //! is among the fastest things V8 does. [`constants`] gives JS every number above, once.
 
@@ -25,7 +26,7 @@ use crate::core::limits::LIMIT_HEADERS;
 use crate::core::{Action, FailureKind, Finished, PoolError};
 
 /// Bumped whenever a record's layout changes; the driver refuses a wasm of another version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Op codes: the first element of every record.
 pub mod op {
@@ -252,13 +253,18 @@ pub fn pairs(text: &str) -> Result<Vec<(String, String)>, PoolError> {
     Ok(out)
 }
 
-/// The rate-limit headers of a response, as the driver copied them; a header that is not
-/// valid (or text that is not pairs) is skipped: the response itself is still good.
+/// The rate-limit headers of a response, as the driver copied them: lines, each header's index
+/// in [`LIMIT_HEADERS`] then its value (`"2\n100\n3\n1s"`; no value has a line break, HTTP
+/// forbids it and the driver drops one that has). Names need no parsing or checking this way.
+/// A line that is not an index of the list, or a value that is not valid, is skipped: the
+/// response itself is still good.
 pub fn limit_headers(text: &str) -> HeaderMap {
     let mut map = HeaderMap::new();
-    for (n, v) in pairs(text).unwrap_or_default() {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&v)) {
-            map.append(n, v);
+    let mut lines = text.split('\n');
+    while let (Some(index), Some(value)) = (lines.next(), lines.next()) {
+        let name = index.parse::<usize>().ok().and_then(|i| LIMIT_HEADERS.get(i));
+        if let (Some(name), Ok(value)) = (name, HeaderValue::from_str(value)) {
+            map.append(HeaderName::from_static(name), value);
         }
     }
     map
@@ -345,9 +351,26 @@ mod tests {
         for bad in ["[\"odd\"]", "[1,2]", "{}", "not json", "[\"a\",null]"] {
             assert_eq!(pairs(bad).unwrap_err().kind(), "invalid_request", "{bad}");
         }
-        let limits = limit_headers(r#"["retry-after","3","bad name","x","x-ratelimit-remaining-requests","0"]"#);
-        assert_eq!((limits.len(), limits["retry-after"].to_str().unwrap()), (2, "3"));
-        assert!(limit_headers("garbage").is_empty());
+    }
+
+    #[test]
+    fn limit_headers_cross_as_indexed_lines_and_skip_what_is_not_one() {
+        let index = |name: &str| LIMIT_HEADERS.iter().position(|n| *n == name).unwrap();
+        let text = format!(
+            "{}\n3\n99\nx\nbad\ny\n{}\n0\n{}\n\u{7f}",
+            index("retry-after"),
+            index("x-ratelimit-remaining-requests"),
+            index("retry-after-ms")
+        );
+        let limits = limit_headers(&text);
+        assert_eq!(limits.len(), 2);
+        assert_eq!((limits["retry-after"].to_str().unwrap(), limits["x-ratelimit-remaining-requests"].to_str().unwrap()), ("3", "0"));
+        for text in ["garbage", "", "0", "-1\n3", "18446744073709551616\n3"] {
+            assert!(limit_headers(text).is_empty(), "{text:?}");
+        }
+        // Every name of the list is one `from_static` accepts (it panics on any other).
+        let all: Vec<String> = (0..LIMIT_HEADERS.len()).map(|i| format!("{i}\n1")).collect();
+        assert_eq!(limit_headers(&all.join("\n")).len(), LIMIT_HEADERS.len());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 // 2xx bodies with text(); a standard Response is built only when the caller asks for one
 // (client.fetch, stream: true) or an error answer is handed over.
 import { BodyStalled, fetchTransport } from "./fetch.js";
+import { limitLine } from "../task.js";
 
 // Node's built-in modules, reached without a top-level require or import: an app's ESM bundle
 // of the CommonJS build (esbuild --format=esm) cannot require them.
@@ -66,15 +67,16 @@ class Reply {
     return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
   }
 
-  /** `[name, value, …]` of the headers named in `names` (a Set), or undefined: one walk of the record. */
-  limitPairs(names) {
-    let found;
+  /** The rate-limit headers on the wire (task.js limitLines), `index` naming them: one walk of the record. */
+  limitLines(index) {
+    let lines;
     for (const name in this.headers) {
-      if (!names.has(name)) continue;
+      const i = index.get(name);
+      if (i === undefined) continue;
       const v = this.headers[name];
-      (found ??= []).push(name, Array.isArray(v) ? v.join(", ") : String(v));
+      lines = limitLine(lines, i, Array.isArray(v) ? v.join(", ") : String(v));
     }
-    return found;
+    return lines;
   }
 
   /** The first `limit` bytes of the body; all of it stays readable for the caller. */
