@@ -155,10 +155,13 @@ function headerPairs(init) {
   return out;
 }
 
-// The caller's header pairs on the wire; the one header a JSON call adds is a constant.
-const JSON_HEADERS = wirePairs(["content-type", "application/json"]);
+// The caller's header pairs on the wire. A call with no headers of its own, and a JSON call
+// with none, cross with constants.
+const NO_HEADERS = Object.freeze([]);
+const JSON_PAIRS = Object.freeze(["content-type", "application/json"]);
+const JSON_HEADERS = wirePairs(JSON_PAIRS);
 function wireHeaders(pairs) {
-  return pairs.length === 2 && pairs[0] === "content-type" && pairs[1] === "application/json" ? JSON_HEADERS : wirePairs(pairs);
+  return pairs === JSON_PAIRS ? JSON_HEADERS : wirePairs(pairs);
 }
 
 function wireQuery(query) {
@@ -289,6 +292,25 @@ function configValue(config, camel, snake) {
 
 let dispatchRaw; // set by PoolSwitchClient's static block
 let streamBrokeRaw;
+let callError; // likewise: a call's rejection as its caller sees it
+
+// What the request driver (task.js) holds of one call besides the pool: how to send, the body,
+// the signal, the host's error of a failed attempt, and how its rejection is worded. A class,
+// not a closure: the driver calls `error` only when the call fails.
+class CallContext {
+  constructor(client, transport, body, signal, builtOn) {
+    this.client = client;
+    this.transport = transport;
+    this.body = body;
+    this.signal = signal;
+    this.builtOn = builtOn;
+    this.failure = undefined;
+  }
+
+  error(e) {
+    return callError(this.client, e, this);
+  }
+}
 
 /**
  * For proxy mode (gateway/forward.js): sends through the pool and resolves to the transport's
@@ -310,6 +332,7 @@ export class PoolSwitchClient {
   static #clients = new Set();
 
   static {
+    callError = (client, e, ctx) => client.#callError(e, ctx);
     // #dispatch throws a request refused before anything is sent: a rejection here, as from request().
     dispatchRaw = (client, method, url, opts) => {
       try {
@@ -485,12 +508,14 @@ export class PoolSwitchClient {
     let signal;
     try {
       signal = toAbortSignal(opts.signal);
-      headers = headerPairs(opts.headers);
+      headers = opts.headers === undefined || opts.headers === null ? NO_HEADERS : headerPairs(opts.headers);
       if (opts.json !== undefined) {
         body = JSON.stringify(opts.json);
-        if (!hasHeader(headers, "content-type")) headers.push("content-type", "application/json");
+        if (headers === NO_HEADERS) headers = JSON_PAIRS;
+        else if (!hasHeader(headers, "content-type")) headers.push("content-type", "application/json");
       }
       if (isOneShot(body)) {
+        headers = [...headers]; // replayableBody may add the form's content type
         return replayableBody(body, headers).then(
           (bytes) => this.#run(method, path, opts, headers, bytes, signal),
           (e) => {
@@ -515,10 +540,7 @@ export class PoolSwitchClient {
     } catch (e) {
       throw this.#error(e);
     }
-    const ctx = { transport: this.#transport, body, signal, failure: undefined, builtOn: this.#generation };
-    return runTask(pool, first, ctx).then(undefined, (e) => {
-      throw this.#callError(e, ctx);
-    });
+    return runTask(pool, first, new CallContext(this, this.#transport, body, signal, this.#generation));
   }
 
   // A call's rejection as the caller sees it: the signal's own reason for an abort, else a

@@ -165,18 +165,6 @@ export function limitLine(lines, index, value) {
   return lines === undefined ? `${index}\n${value}` : `${lines}\n${index}\n${value}`;
 }
 
-// The step's header pairs as the record fetch and undici take; repeated names are joined.
-function headerRecord(h) {
-  const headers = {};
-  for (let i = 0; i + 1 < h.length; i += 2) {
-    const name = h[i];
-    const value = Object.hasOwn(headers, name) ? `${headers[name]}, ${h[i + 1]}` : h[i + 1];
-    if (name === "__proto__") Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
-    else headers[name] = value;
-  }
-  return headers;
-}
-
 // One attempt the driver holds until it is discarded or is the answer.
 class Attempt {
   constructor(n) {
@@ -236,8 +224,8 @@ class Task {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     const attempts = this.attempts;
-    this.attempts = [];
-    for (const a of attempts) this.release(a, a === answer);
+    for (let i = 0; i < attempts.length; i++) this.release(attempts[i], attempts[i] === answer);
+    attempts.length = 0;
     if (this.onAbort) this.ctx.signal.removeEventListener("abort", this.onAbort);
   }
 
@@ -246,7 +234,18 @@ class Task {
     if (this.finished) return;
     this.end(undefined);
     this.pool.cancel(this.id);
-    this.reject(e);
+    this.fail(e);
+  }
+
+  // Rejects the call with `e` as the caller's context words it.
+  fail(e) {
+    let error;
+    try {
+      error = this.ctx.error(e);
+    } catch (x) {
+      error = x;
+    }
+    this.reject(error);
   }
 
   // One crossing's answer: the next step. A listener run during the crossing may have ended
@@ -284,14 +283,14 @@ class Task {
       }
       case W.fail:
         this.end(undefined);
-        this.reject({ kind: r[1], message: r[2], keyId: r[3] ?? undefined, retryAt: r[4] ?? undefined, afterMs: r[5] ?? undefined });
+        this.fail({ kind: r[1], message: r[2], keyId: r[3] ?? undefined, retryAt: r[4] ?? undefined, afterMs: r[5] ?? undefined });
         return;
     }
   }
 
   send(r) {
     const a = new Attempt(r[1]);
-    const headers = headerRecord(r[5]);
+    const headers = r[5]; // a fresh record from JSON.parse: the transport may change it
     const ctx = this.ctx;
     let signal = ctx.signal;
     if (r[4] === 1) {
@@ -379,10 +378,11 @@ class Task {
 
 /**
  * Runs a task to its end from its first step (`pool.start`'s answer). `ctx`: `{ transport,
- * body, signal, failure }` (`transport.start(method, url, headers, body, signal, done)` calls
- * `done(error, reply)` once; `failure` is set to the host's error of an attempt that got no
- * answer). Resolves to `{ response, keyId, attempts, outcome, retryAt, pool }`; rejects with
- * the core's error object, or with the signal's reason when the caller aborts.
+ * body, signal, failure, error(e) }` (`transport.start(method, url, headers, body, signal,
+ * done)` calls `done(error, reply)` once; `failure` is set to the host's error of an attempt
+ * that got no answer). Resolves to `{ response, keyId, attempts, outcome, retryAt, pool }`;
+ * rejects with `ctx.error(e)` of the core's error object, or of the signal's reason when the
+ * caller aborts.
  */
 export function runTask(pool, first, ctx) {
   return new Promise((resolve, reject) => {
@@ -394,14 +394,14 @@ export function runTask(pool, first, ctx) {
         // Aborted while the call started (by an event listener): nothing is sent.
         task.finished = true;
         pool.cancel(task.id);
-        reject(signal.reason);
+        task.fail(signal.reason);
         return;
       }
       task.onAbort = () => {
         if (task.finished) return;
         task.end(undefined);
         pool.cancel(task.id);
-        reject(signal.reason);
+        task.fail(signal.reason);
       };
       signal.addEventListener("abort", task.onAbort, { once: true });
     }

@@ -6,7 +6,7 @@
 //!
 //! | record                                                     | the driver must                              |
 //! |------------------------------------------------------------|----------------------------------------------|
-//! | `[SEND, attempt, method, url, cancellable, [name, value, …]]` | send (the body is the caller's, kept in JS) |
+//! | `[SEND, attempt, method, url, cancellable, {name: value, …}]` | send (the body is the caller's, kept in JS) |
 //! | `[PEEK, attempt, limit]`                                   | read up to `limit` bytes of that error body   |
 //! | `[DISCARD, attempt]`                                       | abort it, stop reading, release its response  |
 //! | `[TIMER, ms]`                                              | (re)set the task's one timer; `-1` clears it  |
@@ -66,6 +66,11 @@ pub fn constants() -> String {
     .to_string()
 }
 
+/// A header value as text: values came from UTF-8 text (the caller's, the config's, the key's).
+fn text_of(value: &HeaderValue) -> String {
+    String::from_utf8_lossy(value.as_bytes()).into_owned()
+}
+
 /// What happens to the task's timer in this step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
@@ -98,6 +103,13 @@ impl Step {
         } else {
             // serde_json escapes them; nothing is refused.
             let _ = serde_json::to_writer(&mut self.out, s);
+        }
+    }
+
+    fn value(&mut self, value: &HeaderValue) {
+        match value.to_str() {
+            Ok(v) => self.string(v),
+            Err(_) => self.string(&text_of(value)),
         }
     }
 
@@ -146,20 +158,26 @@ impl Step {
                 self.out.push(b',');
                 self.string(&request.url);
                 self.num(u64::from(request.cancellable));
-                self.out.extend_from_slice(b",[");
-                for (i, (name, value)) in request.headers.iter().enumerate() {
+                // The headers as the record fetch and undici take, a repeated name's values
+                // joined as fetch joins them: JSON.parse builds it (a `__proto__` name is an
+                // own property there, never the prototype).
+                self.out.extend_from_slice(b",{");
+                for (i, name) in request.headers.keys().enumerate() {
                     if i > 0 {
                         self.out.push(b',');
                     }
                     self.string(name.as_str());
-                    self.out.push(b',');
-                    // Values came from UTF-8 text (the caller's, the config's, the key's).
-                    match value.to_str() {
-                        Ok(v) => self.string(v),
-                        Err(_) => self.string(&String::from_utf8_lossy(value.as_bytes())),
+                    self.out.push(b':');
+                    let mut values = request.headers.get_all(name).iter();
+                    match (values.next(), values.next()) {
+                        (Some(only), None) => self.value(only),
+                        _ => {
+                            let joined: Vec<String> = request.headers.get_all(name).iter().map(text_of).collect();
+                            self.string(&joined.join(", "));
+                        }
                     }
                 }
-                self.out.extend_from_slice(b"]]");
+                self.out.extend_from_slice(b"}]");
             }
             Action::Peek { attempt, limit } => {
                 self.record(op::PEEK);
@@ -319,7 +337,7 @@ mod tests {
             v,
             json!([
                 7,
-                [op::SEND, 2, "PATCH", url, 1, ["x-note", HEADER_AWKWARD, "x-note", "two", "authorization", "Bearer sk-test"]],
+                [op::SEND, 2, "PATCH", url, 1, { "x-note": format!("{HEADER_AWKWARD}, two"), "authorization": "Bearer sk-test" }],
                 [op::PEEK, 2, 65_536],
                 [op::DISCARD, 1],
                 [op::DONE, 3, AWKWARD, 3, "rate_limited", 1_717_200_030_000u64],
