@@ -155,6 +155,19 @@ function headerPairs(init) {
   return out;
 }
 
+// The caller's header pairs on the wire. A call with no headers of its own, and a JSON call
+// with none, cross with constants.
+const NO_HEADERS = Object.freeze([]);
+const JSON_PAIRS = Object.freeze(["content-type", "application/json"]);
+const JSON_HEADERS = wirePairs(JSON_PAIRS);
+function wireHeaders(pairs) {
+  return pairs === JSON_PAIRS ? JSON_HEADERS : wirePairs(pairs);
+}
+
+function wireQuery(query) {
+  return query === undefined || query === null ? undefined : wirePairs(flatQuery(query));
+}
+
 function hasHeader(pairs, name) {
   for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return true;
   return false;
@@ -254,6 +267,8 @@ function providerMessage(data) {
   return typeof msg === "string" ? msg : undefined;
 }
 
+const NUMBER_OPTIONS = ["timeoutMs", "deadlineMs", "retryAttempts"];
+
 // One request's options, checked: an object of known names, a usable signal, and no body on a
 // method that cannot carry one (the host's fetch would throw, and the pool book it on a key).
 function checkedOptions(method, opts) {
@@ -264,7 +279,7 @@ function checkedOptions(method, opts) {
   if (opts.json !== undefined && opts.body !== undefined && opts.body !== null) throw invalidRequest("json and body cannot both be given");
   const hasBody = opts.json !== undefined || (opts.body !== undefined && opts.body !== null);
   if (hasBody && (method === "GET" || method === "HEAD")) throw invalidRequest(`a ${method} request cannot have a body`, opts.json !== undefined ? "json" : "body");
-  for (const name of ["timeoutMs", "deadlineMs", "retryAttempts"]) {
+  for (const name of NUMBER_OPTIONS) {
     if (opts[name] !== undefined && (typeof opts[name] !== "number" || !Number.isFinite(opts[name]))) throw invalidRequest("must be a finite number", name);
   }
   return opts;
@@ -277,6 +292,25 @@ function configValue(config, camel, snake) {
 
 let dispatchRaw; // set by PoolSwitchClient's static block
 let streamBrokeRaw;
+let callError; // likewise: a call's rejection as its caller sees it
+
+// What the request driver (task.js) holds of one call besides the pool: how to send, the body,
+// the signal, the host's error of a failed attempt, and how its rejection is worded. A class,
+// not a closure: the driver calls `error` only when the call fails.
+class CallContext {
+  constructor(client, transport, body, signal, builtOn) {
+    this.client = client;
+    this.transport = transport;
+    this.body = body;
+    this.signal = signal;
+    this.builtOn = builtOn;
+    this.failure = undefined;
+  }
+
+  error(e) {
+    return callError(this.client, e, this);
+  }
+}
 
 /**
  * For proxy mode (gateway/forward.js): sends through the pool and resolves to the transport's
@@ -298,7 +332,15 @@ export class PoolSwitchClient {
   static #clients = new Set();
 
   static {
-    dispatchRaw = (client, method, url, opts) => client.#dispatch(method, url, opts);
+    callError = (client, e, ctx) => client.#callError(e, ctx);
+    // #dispatch throws a request refused before anything is sent: a rejection here, as from request().
+    dispatchRaw = (client, method, url, opts) => {
+      try {
+        return client.#dispatch(method, url, opts);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    };
     streamBrokeRaw = (client, reply) => client.#streamBroke(reply.keyId, reply.pool);
   }
   static #pruneAt = 64;
@@ -454,8 +496,9 @@ export class PoolSwitchClient {
   }
 
   // Sends through the pool; the reply's `response` is the transport's own (undici's reply in
-  // Node), `pool` the request's pool view. See #respond for a standard Response.
-  async #dispatch(method, path, opts) {
+  // Node), `pool` the request's pool view. See #respond for a standard Response. Throws (not
+  // rejects) for a request refused before anything is sent; callers are async.
+  #dispatch(method, path, opts) {
     if (typeof method !== "string") throw invalidRequest("must be a string", "method");
     if (typeof path !== "string") throw invalidRequest("must be a string", "path");
     const upper = method.toUpperCase();
@@ -465,46 +508,51 @@ export class PoolSwitchClient {
     let signal;
     try {
       signal = toAbortSignal(opts.signal);
-      headers = headerPairs(opts.headers);
+      headers = opts.headers === undefined || opts.headers === null ? NO_HEADERS : headerPairs(opts.headers);
       if (opts.json !== undefined) {
         body = JSON.stringify(opts.json);
-        if (!hasHeader(headers, "content-type")) headers.push("content-type", "application/json");
+        if (headers === NO_HEADERS) headers = JSON_PAIRS;
+        else if (!hasHeader(headers, "content-type")) headers.push("content-type", "application/json");
       }
-      if (isOneShot(body)) body = await replayableBody(body, headers);
+      if (isOneShot(body)) {
+        headers = [...headers]; // replayableBody may add the form's content type
+        return replayableBody(body, headers).then(
+          (bytes) => this.#run(method, path, opts, headers, bytes, signal),
+          (e) => {
+            throw e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
+          },
+        );
+      }
     } catch (e) {
       throw e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
     }
+    return this.#run(method, path, opts, headers, body, signal);
+  }
+
+  #run(method, path, opts, headers, body, signal) {
     if (signal) signal.throwIfAborted();
     let first;
     let pool;
     try {
       pool = this.#events.forRequest(this.#live(), path);
       const hasBody = body !== undefined && body !== null;
-      first = pool.start(method, path, wirePairs(headers), wirePairs(flatQuery(opts.query)), opts.timeoutMs, opts.deadlineMs, opts.retryAttempts, hasBody);
+      first = pool.start(method, path, wireHeaders(headers), wireQuery(opts.query), opts.timeoutMs, opts.deadlineMs, opts.retryAttempts, hasBody);
     } catch (e) {
       throw this.#error(e);
     }
-    const builtOn = this.#generation;
-    // The host's own error for an attempt that got no answer, kept as the `cause`.
-    let failure;
-    const sendOne = this.#transport.send;
-    const send = (...args) =>
-      sendOne(...args).then(undefined, (e) => {
-        failure = e;
-        throw e;
-      });
-    try {
-      const reply = await runTask(pool, first, { send, body, signal });
-      reply.pool = pool;
-      return reply;
-    } catch (e) {
-      if (signal && signal.aborted && e === signal.reason) throw e;
-      const error = this.#error(e, builtOn);
-      if ((error.kind === "network" || error.kind === "timeout") && failure !== undefined) {
-        Object.defineProperty(error, "cause", { value: safeCause(failure, this.#secrets), writable: true, configurable: true });
-      }
-      throw error;
+    return runTask(pool, first, new CallContext(this, this.#transport, body, signal, this.#generation));
+  }
+
+  // A call's rejection as the caller sees it: the signal's own reason for an abort, else a
+  // PoolSwitchError with the host's error of a failed attempt as its `cause`.
+  #callError(e, ctx) {
+    const signal = ctx.signal;
+    if (signal && signal.aborted && e === signal.reason) return e;
+    const error = this.#error(e, ctx.builtOn);
+    if ((error.kind === "network" || error.kind === "timeout") && ctx.failure !== undefined) {
+      Object.defineProperty(error, "cause", { value: safeCause(ctx.failure, this.#secrets), writable: true, configurable: true });
     }
+    return error;
   }
 
   // The reply's answer as a standard Response: a break in a streamed body counted against the

@@ -5,19 +5,19 @@
 // yields the next step. Responses, request bodies and abort signals never enter wasm.
 
 /** The wire version this driver speaks (src/js/wire.rs `VERSION`). */
-const VERSION = 1;
+const VERSION = 2;
 let W; // the wire's constants, read once from the wasm
 
 /** Reads the wire's constants from the loaded wasm; refuses a wasm of another wire version. */
 export function useWire(WasmPool) {
   const w = JSON.parse(WasmPool.wire());
   if (w.version !== VERSION) throw new Error(`poolswitch-wasm: the wasm speaks wire version ${w.version}, this wrapper ${VERSION}`);
-  W = { ...w.op, connect: w.failure.connect, ambiguous: w.failure.ambiguous, limitHeaders: w.limitHeaders };
+  W = { ...w.op, connect: w.failure.connect, ambiguous: w.failure.ambiguous, limitHeaders: w.limitHeaders, limitIndex: new Map(w.limitHeaders.map((name, i) => [name, i])) };
 }
 
-/** `[name, value, …]` pairs as the wire carries them: JSON, or "" for none. */
+/** `[name, value, …]` pairs as the wire carries them: JSON, or undefined for none (no string crosses). */
 export function wirePairs(pairs) {
-  return pairs.length === 0 ? "" : JSON.stringify(pairs);
+  return pairs.length === 0 ? undefined : JSON.stringify(pairs);
 }
 
 // What `send` resolves to over fetch: the status, a header lookup, and the Response itself.
@@ -51,6 +51,13 @@ export function fetchSender(fetchFn) {
     const init = { method, headers, signal, redirect: "manual" };
     if (body !== undefined && body !== null) init.body = body;
     return Promise.resolve(fetchFn(url, init)).then(fetchReply);
+  };
+}
+
+/** `send` in the driver's callback form: `start(…, done)` calls `done(error, reply)` once. */
+export function callbackSender(send) {
+  return (method, url, headers, body, signal, done) => {
+    send(method, url, headers, body, signal).then((reply) => done(undefined, reply), done);
   };
 }
 
@@ -135,185 +142,269 @@ function releaseReply(reply) {
   else cancelBody(reply && reply.response);
 }
 
+// A reply's rate-limit headers as the wire carries them: lines of the name's index in
+// limitHeaders and the value (undefined for none; a value with a line break, which HTTP
+// forbids, is left out). A reply that can list its headers (undici's record) is walked once;
+// otherwise each name is looked up (iterating a fetch Headers object allocates several KB per
+// response in Node).
+function limitLines(reply) {
+  if (typeof reply.limitLines === "function") return reply.limitLines(W.limitIndex);
+  let lines;
+  const names = W.limitHeaders;
+  for (let i = 0; i < names.length; i++) {
+    const value = reply.header(names[i]);
+    if (value === null || value === undefined) continue;
+    lines = limitLine(lines, i, String(value));
+  }
+  return lines;
+}
+
+/** `lines` with header `index`'s `value` added (see limitLines). */
+export function limitLine(lines, index, value) {
+  if (value.includes("\n")) return lines;
+  return lines === undefined ? `${index}\n${value}` : `${lines}\n${index}\n${value}`;
+}
+
+// One attempt the driver holds until it is discarded or is the answer.
+class Attempt {
+  constructor(n) {
+    this.n = n;
+    this.abort = undefined; // its own AbortController, when the machine may end it
+    this.reply = undefined;
+    this.reader = undefined; // a peek's reader over a fetch Response clone
+  }
+}
+
+function fireTimer(task) {
+  task.timer = undefined;
+  if (task.finished) return;
+  let text;
+  try {
+    text = task.pool.fired(task.id);
+  } catch (e) {
+    return task.crash(e);
+  }
+  task.report(text);
+}
+
+// One request's call: its attempts, its one timer, the caller's signal. One object per request
+// with its methods on the prototype: a closure per step and a promise per layer cost more than
+// the pool's own work in Node.
+class Task {
+  constructor(pool, id, ctx, resolve, reject) {
+    this.pool = pool;
+    this.id = id;
+    this.ctx = ctx;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.attempts = []; // arrays, not Maps: a call has one or two attempts
+    this.timer = undefined;
+    this.finished = false;
+    this.onAbort = undefined;
+  }
+
+  find(n) {
+    for (const a of this.attempts) if (a.n === n) return a;
+    return undefined;
+  }
+
+  // Stops an attempt's peek and, unless it is the answer, frees its connection: an attempt
+  // still in flight is aborted, a response's body cancelled (aborting a fetch whose
+  // response has arrived errors its body under a peek, an unhandled rejection in undici).
+  release(a, answer) {
+    if (a.reader) a.reader.cancel().catch(() => {});
+    a.reader = undefined;
+    if (answer) return;
+    if (a.reply) releaseReply(a.reply);
+    else if (a.abort) a.abort.abort();
+  }
+
+  end(answer) {
+    this.finished = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const attempts = this.attempts;
+    for (let i = 0; i < attempts.length; i++) this.release(attempts[i], attempts[i] === answer);
+    attempts.length = 0;
+    if (this.onAbort) this.ctx.signal.removeEventListener("abort", this.onAbort);
+  }
+
+  // A report into the pool threw (a stale pool after a reset, a trap): the call ends with it.
+  crash(e) {
+    if (this.finished) return;
+    this.end(undefined);
+    this.pool.cancel(this.id);
+    this.fail(e);
+  }
+
+  // Rejects the call with `e` as the caller's context words it.
+  fail(e) {
+    let error;
+    try {
+      error = this.ctx.error(e);
+    } catch (x) {
+      error = x;
+    }
+    this.reject(error);
+  }
+
+  // One crossing's answer: the next step. A listener run during the crossing may have ended
+  // the task (an abort): then the step is not for us any more.
+  report(text) {
+    if (this.finished) return;
+    const step = JSON.parse(text);
+    if (step[0] !== this.id) return;
+    for (let i = 1; i < step.length && !this.finished; i++) this.record(step[i]);
+  }
+
+  record(r) {
+    switch (r[0]) {
+      case W.send:
+        return this.send(r);
+      case W.peek: {
+        const a = this.find(r[1]);
+        if (a && a.reply) this.peek(a, r[2]);
+        return;
+      }
+      case W.discard: {
+        const i = this.attempts.findIndex((a) => a.n === r[1]);
+        if (i >= 0) this.release(this.attempts.splice(i, 1)[0], false);
+        return;
+      }
+      case W.timer:
+        if (this.timer !== undefined) clearTimeout(this.timer);
+        this.timer = r[1] < 0 ? undefined : setTimeout(fireTimer, r[1], this);
+        return;
+      case W.done: {
+        const a = this.find(r[1]);
+        this.end(a);
+        this.resolve({ response: a && a.reply && a.reply.response, keyId: r[2], attempts: r[3], outcome: r[4], retryAt: r[5] ?? undefined, pool: this.pool });
+        return;
+      }
+      case W.fail:
+        this.end(undefined);
+        this.fail({ kind: r[1], message: r[2], keyId: r[3] ?? undefined, retryAt: r[4] ?? undefined, afterMs: r[5] ?? undefined });
+        return;
+    }
+  }
+
+  send(r) {
+    const a = new Attempt(r[1]);
+    const headers = r[5]; // a fresh record from JSON.parse: the transport may change it
+    const ctx = this.ctx;
+    let signal = ctx.signal;
+    if (r[4] === 1) {
+      // The machine may end this attempt (a timeout applies): it gets its own signal.
+      a.abort = new AbortController();
+      signal = signal ? AbortSignal.any([signal, a.abort.signal]) : a.abort.signal;
+    }
+    this.attempts.push(a);
+    // A transport that answers at once (a custom dispatcher) is heard after this step is
+    // carried out: its later records (a timer) belong before the answer.
+    let sync = true;
+    const done = (e, reply) => {
+      if (sync) queueMicrotask(() => this.sent(a, e, reply));
+      else this.sent(a, e, reply);
+    };
+    try {
+      ctx.transport.start(r[2], r[3], headers, ctx.body, signal, done);
+    } catch (e) {
+      done(e);
+    }
+    sync = false;
+  }
+
+  // Attempt `a` got its response head (`reply`) or failed (`e`).
+  sent(a, e, reply) {
+    // The host's own error for an attempt that got no answer, kept as the call's `cause`.
+    if (e) this.ctx.failure = e;
+    if (this.finished || this.find(a.n) !== a) {
+      if (!e) releaseReply(reply);
+      return;
+    }
+    let text;
+    if (e) {
+      const code = causeCode(e);
+      const kind = CONNECT_CODES.has(code) ? W.connect : W.ambiguous;
+      try {
+        text = this.pool.failed(this.id, a.n, kind, errorMessage(e, code));
+      } catch (err) {
+        return this.crash(err);
+      }
+    } else {
+      a.reply = reply;
+      try {
+        text = this.pool.sent(this.id, a.n, reply.status, limitLines(reply));
+      } catch (err) {
+        return this.crash(err);
+      }
+    }
+    this.report(text);
+  }
+
+  peeked(a, bytes) {
+    if (this.finished || this.find(a.n) !== a) return;
+    let text;
+    try {
+      text = this.pool.peeked(this.id, a.n, bytes);
+    } catch (e) {
+      return this.crash(e);
+    }
+    this.report(text);
+  }
+
+  // Reads the start of an error body from a clone, so the caller can still read it all. A
+  // transport whose replies peek themselves (undici) keeps the bytes for the caller instead.
+  peek(a, limit) {
+    if (typeof a.reply.peek === "function") {
+      a.reply.peek(limit).then((bytes) => this.peeked(a, bytes));
+      return;
+    }
+    let reader;
+    try {
+      const body = a.reply.response.body;
+      if (body) reader = a.reply.response.clone().body.getReader();
+    } catch {}
+    if (!reader) return this.peeked(a, EMPTY);
+    a.reader = reader;
+    readUpTo(reader, limit).then((bytes) => {
+      if (a.reader !== reader) return; // released meanwhile
+      a.reader = undefined;
+      reader.cancel().catch(() => {});
+      this.peeked(a, bytes);
+    });
+  }
+}
+
 /**
- * Runs a task to its end from its first step (`pool.start`'s answer). `ctx`: `{ send, body,
- * signal }`. Resolves to `{ response, keyId, attempts, outcome, retryAt }`; rejects with the
- * core's error object, or with the signal's reason when the caller aborts.
+ * Runs a task to its end from its first step (`pool.start`'s answer). `ctx`: `{ transport,
+ * body, signal, failure, error(e) }` (`transport.start(method, url, headers, body, signal,
+ * done)` calls `done(error, reply)` once; `failure` is set to the host's error of an attempt
+ * that got no answer). Resolves to `{ response, keyId, attempts, outcome, retryAt, pool }`;
+ * rejects with `ctx.error(e)` of the core's error object, or of the signal's reason when the
+ * caller aborts.
  */
 export function runTask(pool, first, ctx) {
   return new Promise((resolve, reject) => {
-    const firstStep = JSON.parse(first);
-    const task = firstStep[0];
-    // Arrays, not Maps: a call has one or two attempts, and every object held while it is in
-    // flight costs garbage-collector time in proportion.
-    const attempts = []; // { n, abort?, reply?, reader? } until discarded
-    let timer; // the task's one timer
-    let finished = false;
-    const find = (n) => attempts.find((a) => a.n === n);
-
-    // Stops an attempt's peek and, unless it is the answer, frees its connection: an attempt
-    // still in flight is aborted, a response's body cancelled (aborting a fetch whose
-    // response has arrived errors its body under a peek, an unhandled rejection in undici).
-    const release = (a, answer) => {
-      if (a.reader) a.reader.cancel().catch(() => {});
-      a.reader = undefined;
-      if (answer) return;
-      if (a.reply) releaseReply(a.reply);
-      else if (a.abort) a.abort.abort();
-    };
-    const end = (answer) => {
-      finished = true;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = undefined;
-      for (const a of attempts.splice(0)) release(a, a === answer);
-      if (ctx.signal) ctx.signal.removeEventListener("abort", onAbort);
-    };
-    const onAbort = () => {
-      if (finished) return;
-      end(undefined);
-      pool.cancel(task);
-      reject(ctx.signal.reason);
-    };
-    // One crossing: a report in, the next step out. A listener run during it may have ended
-    // the task (an abort): then the step is not for us any more.
-    const report = (call) => {
-      if (finished) return;
-      let text;
-      try {
-        text = call();
-      } catch (e) {
-        if (finished) return;
-        end(undefined);
-        pool.cancel(task);
-        reject(e);
-        return;
-      }
-      apply(text);
-    };
-    const apply = (text) => {
-      if (finished) return;
-      const step = typeof text === "string" ? JSON.parse(text) : text;
-      if (step[0] !== task) return;
-      for (let i = 1; i < step.length && !finished; i++) record(step[i]);
-    };
-    const onTimer = () => {
-      timer = undefined;
-      report(() => pool.fired(task));
-    };
-
-    function record(r) {
-      switch (r[0]) {
-        case W.send:
-          return send(r);
-        case W.peek: {
-          const a = find(r[1]);
-          if (a && a.reply) peek(a, r[2]);
-          return;
-        }
-        case W.discard: {
-          const i = attempts.findIndex((a) => a.n === r[1]);
-          if (i >= 0) release(attempts.splice(i, 1)[0], false);
-          return;
-        }
-        case W.timer:
-          if (timer !== undefined) clearTimeout(timer);
-          timer = r[1] < 0 ? undefined : setTimeout(onTimer, r[1]);
-          return;
-        case W.done: {
-          const a = find(r[1]);
-          end(a);
-          resolve({ response: a && a.reply && a.reply.response, keyId: r[2], attempts: r[3], outcome: r[4], retryAt: r[5] ?? undefined });
-          return;
-        }
-        case W.fail:
-          end(undefined);
-          reject({ kind: r[1], message: r[2], keyId: r[3] ?? undefined, retryAt: r[4] ?? undefined, afterMs: r[5] ?? undefined });
-          return;
-      }
-    }
-
-    function send(r) {
-      const a = { n: r[1], abort: undefined, reply: undefined, reader: undefined };
-      // A plain record is cheaper for fetch than a Headers object; repeated names are joined.
-      const h = r[5];
-      const headers = {};
-      for (let i = 0; i + 1 < h.length; i += 2) {
-        const name = h[i];
-        const value = Object.hasOwn(headers, name) ? `${headers[name]}, ${h[i + 1]}` : h[i + 1];
-        if (name === "__proto__") Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
-        else headers[name] = value;
-      }
-      let signal = ctx.signal;
-      if (r[4] === 1) {
-        // The machine may end this attempt (a timeout applies): it gets its own signal.
-        a.abort = new AbortController();
-        signal = signal ? AbortSignal.any([signal, a.abort.signal]) : a.abort.signal;
-      }
-      attempts.push(a);
-      let pending;
-      try {
-        pending = Promise.resolve(ctx.send(r[2], r[3], headers, ctx.body, signal));
-      } catch (e) {
-        pending = Promise.reject(e);
-      }
-      pending.then(
-        (reply) => {
-          if (finished || find(a.n) !== a) return releaseReply(reply);
-          a.reply = reply;
-          // Only the headers the core reads, by name: iterating a fetch Headers object
-          // allocates several KB per response in Node.
-          let found;
-          for (const name of W.limitHeaders) {
-            const value = reply.header(name);
-            if (value !== null && value !== undefined) (found ??= []).push(name, String(value));
-          }
-          report(() => pool.sent(task, a.n, reply.status, found ? JSON.stringify(found) : ""));
-        },
-        (e) => {
-          if (finished || find(a.n) !== a) return;
-          const code = causeCode(e);
-          const kind = CONNECT_CODES.has(code) ? W.connect : W.ambiguous;
-          report(() => pool.failed(task, a.n, kind, errorMessage(e, code)));
-        },
-      );
-    }
-
-    // Reads the start of an error body from a clone, so the caller can still read it all. A
-    // transport whose replies peek themselves (undici) keeps the bytes for the caller instead.
-    function peek(a, limit) {
-      if (typeof a.reply.peek === "function") {
-        a.reply.peek(limit).then((bytes) => {
-          if (finished || find(a.n) !== a) return;
-          report(() => pool.peeked(task, a.n, bytes));
-        });
-        return;
-      }
-      let reader;
-      try {
-        const body = a.reply.response.body;
-        if (body) reader = a.reply.response.clone().body.getReader();
-      } catch {}
-      if (!reader) return report(() => pool.peeked(task, a.n, EMPTY));
-      a.reader = reader;
-      readUpTo(reader, limit).then((bytes) => {
-        if (a.reader !== reader) return; // released meanwhile
-        a.reader = undefined;
-        reader.cancel().catch(() => {});
-        if (finished || find(a.n) !== a) return;
-        report(() => pool.peeked(task, a.n, bytes));
-      });
-    }
-
-    if (ctx.signal) {
-      if (ctx.signal.aborted) {
+    const step = JSON.parse(first);
+    const task = new Task(pool, step[0], ctx, resolve, reject);
+    const signal = ctx.signal;
+    if (signal) {
+      if (signal.aborted) {
         // Aborted while the call started (by an event listener): nothing is sent.
-        finished = true;
-        pool.cancel(task);
-        reject(ctx.signal.reason);
+        task.finished = true;
+        pool.cancel(task.id);
+        task.fail(signal.reason);
         return;
       }
-      ctx.signal.addEventListener("abort", onAbort, { once: true });
+      task.onAbort = () => {
+        if (task.finished) return;
+        task.end(undefined);
+        pool.cancel(task.id);
+        task.fail(signal.reason);
+      };
+      signal.addEventListener("abort", task.onAbort, { once: true });
     }
-    apply(firstStep);
+    for (let i = 1; i < step.length && !task.finished; i++) task.record(step[i]);
   });
 }

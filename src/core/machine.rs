@@ -135,7 +135,7 @@ impl Call {
     pub fn start<R: Rng>(shared: &Shared<R>, req: Request, now: u64) -> Result<Call, PoolError> {
         req.check()?;
         let config = &shared.config;
-        let url = with_query(&config.base.resolve(&req.path)?, &req.query, None);
+        let url = with_query(&shared.resolve(&req.path)?, &req.query, None);
         let pool_len = u32::try_from(shared.pool.len()).unwrap_or(u32::MAX);
         let retry_budget = req.retry_attempts.unwrap_or(config.retry_attempts);
         Ok(Call {

@@ -43,17 +43,32 @@ impl Request {
     /// A request from a binding's plain values: the method by name (any case) and header
     /// pairs, each checked, so every binding refuses bad input with the same typed error.
     pub fn parse<'a>(method: &str, path: String, headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, PoolError> {
-        let parsed = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
+        // Bindings mostly pass the method upper-cased already: no copy then.
+        let upper;
+        let name = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            upper = method.to_ascii_uppercase();
+            upper.as_str()
+        } else {
+            method
+        };
+        let parsed =
+            Method::from_bytes(name.as_bytes()).map_err(|_| PoolError::InvalidRequest(format!("`{method}` is not an HTTP method")))?;
         let mut req = Self::new(parsed, path);
+        req.headers = Self::header_map(headers)?;
+        Ok(req)
+    }
+
+    /// A caller's header pairs, each checked, as [`Request::parse`] takes them.
+    pub fn header_map<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<HeaderMap, PoolError> {
+        let mut map = HeaderMap::new();
         for (name, value) in headers {
             let n = http::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| PoolError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
             let v = HeaderValue::from_str(value)
                 .map_err(|_| PoolError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
-            req.headers.append(n, v);
+            map.append(n, v);
         }
-        Ok(req)
+        Ok(map)
     }
 
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
@@ -76,8 +91,9 @@ impl Request {
         if self.body.is_some() && (self.method == Method::GET || self.method == Method::HEAD) {
             return Err(PoolError::InvalidRequest(format!("a {} request cannot have a body", self.method)));
         }
-        if let (Some(n), Some((min, max))) = (self.retry_attempts, number_range("retry_attempts")) {
-            if !(min..=max).contains(&u64::from(n)) {
+        // The range is looked up only for a request that sets its own count.
+        if let Some(n) = self.retry_attempts {
+            if let Some((min, max)) = number_range("retry_attempts").filter(|(min, max)| !(*min..=*max).contains(&u64::from(n))) {
                 return Err(PoolError::InvalidRequest(format!("retryAttempts must be between {min} and {max}")));
             }
         }

@@ -2,6 +2,7 @@
 //! source, the event listener and the events not yet delivered. Calls borrow it briefly, in
 //! plain synchronous sections; a binding keeps it in one `RefCell`.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::config::{validate_key, KeyConfig, PoolConfig, ValidConfig};
@@ -24,6 +25,9 @@ pub struct Shared<R> {
     pub rng: R,
     listener: Option<Listener>,
     events: EventBuffer,
+    /// The last path resolved against the base, and its URL: callers send the same few paths,
+    /// and the base never changes, so the checks need not run again for it.
+    resolved: RefCell<Option<(String, String)>>,
 }
 
 impl<R: Rng> Shared<R> {
@@ -31,7 +35,21 @@ impl<R: Rng> Shared<R> {
     pub fn new(config: &PoolConfig, rng: R) -> Result<Self, ConfigError> {
         let config = config.validate()?;
         let pool = Pool::new(config.keys.clone(), config.strategy, config.cooldown_ms, config.rate_limit_per_second);
-        Ok(Self { config, pool, rng, listener: None, events: EventBuffer::new() })
+        Ok(Self { config, pool, rng, listener: None, events: EventBuffer::new(), resolved: RefCell::new(None) })
+    }
+
+    /// `path` resolved against the configured base (see [`super::target::UpstreamBase::resolve`]).
+    pub fn resolve(&self, path: &str) -> Result<String, PoolError> {
+        if let Ok(last) = self.resolved.try_borrow() {
+            if let Some((_, url)) = last.as_ref().filter(|(p, _)| p == path) {
+                return Ok(url.clone());
+            }
+        }
+        let url = self.config.base.resolve(path)?;
+        if let Ok(mut last) = self.resolved.try_borrow_mut() {
+            *last = Some((path.to_owned(), url.clone()));
+        }
+        Ok(url)
     }
 
     /// Subscribes to pool events (replacing any earlier listener).

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
+use http::HeaderMap;
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
@@ -46,6 +47,9 @@ pub struct WasmPool {
     shared: RefCell<Shared<Rng>>,
     tasks: RefCell<HashMap<u32, Task>>,
     next_task: Cell<u32>,
+    /// The last header pairs a request crossed with, checked: callers send the same headers
+    /// call after call (a content type, an SDK's own), which need not be parsed again.
+    last_headers: RefCell<Option<(String, HeaderMap)>>,
 }
 
 #[wasm_bindgen]
@@ -55,7 +59,12 @@ impl WasmPool {
     pub fn new(config: JsValue) -> Result<WasmPool, JsValue> {
         let config: PoolConfig = from_js(config).map_err(|e| config_error(&e))?;
         let shared = Shared::new(&config, SeededRng::new(seed as fn() -> u64)).map_err(|e| config_error(&e))?;
-        Ok(WasmPool { shared: RefCell::new(shared), tasks: RefCell::new(HashMap::new()), next_task: Cell::new(0) })
+        Ok(WasmPool {
+            shared: RefCell::new(shared),
+            tasks: RefCell::new(HashMap::new()),
+            next_task: Cell::new(0),
+            last_headers: RefCell::new(None),
+        })
     }
 
     /// The wire's constants as JSON (see [`wire::constants`]); the driver reads them once.
@@ -64,22 +73,24 @@ impl WasmPool {
     }
 
     /// Starts a request and returns its first step. `headers` and `query` are JSON arrays of
-    /// name/value strings (`""` for none); the body stays in JS, `has_body` says whether there
-    /// is one. Throws an error object for a request that cannot be sent.
+    /// name/value strings (`undefined` or `""` for none); the body stays in JS, `has_body` says
+    /// whether there is one. Throws an error object for a request that cannot be sent.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         &self,
         method: &str,
         path: String,
-        headers: &str,
-        query: &str,
+        headers: Option<String>,
+        query: Option<String>,
         timeout_ms: Option<f64>,
         deadline_ms: Option<f64>,
         retry_attempts: Option<f64>,
         has_body: bool,
     ) -> Result<String, JsValue> {
         let overrides = Overrides { timeout_ms, deadline_ms, retry_attempts };
-        let req = build_request(method, path, headers, query, overrides, has_body).map_err(|e| pool_error(&e))?;
+        let headers = self.header_map(headers.as_deref().unwrap_or_default()).map_err(|e| pool_error(&e))?;
+        let req =
+            build_request(method, path, headers, query.as_deref().unwrap_or_default(), overrides, has_body).map_err(|e| pool_error(&e))?;
         let call = Call::start(&self.shared.borrow(), req, now()).map_err(|e| pool_error(&e))?;
         let task = self.next_task.get().wrapping_add(1);
         self.next_task.set(task);
@@ -87,10 +98,24 @@ impl WasmPool {
         Ok(self.advance(task, |_, _, _| ()))
     }
 
+    /// The header pairs `text` (JSON, `""` for none), checked; the last ones are kept.
+    fn header_map(&self, text: &str) -> Result<HeaderMap, PoolError> {
+        if text.is_empty() {
+            return Ok(HeaderMap::new());
+        }
+        if let Some((_, map)) = self.last_headers.borrow().as_ref().filter(|(last, _)| last == text) {
+            return Ok(map.clone());
+        }
+        let pairs = wire::pairs(text)?;
+        let map = Request::header_map(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
+        *self.last_headers.borrow_mut() = Some((text.to_owned(), map.clone()));
+        Ok(map)
+    }
+
     /// Reports that attempt `attempt` of `task` answered with `status`; `limits` is the JSON
-    /// pairs of its rate-limit headers (`""` for none). Returns the next step.
-    pub fn sent(&self, task: u32, attempt: u32, status: u16, limits: &str) -> String {
-        let headers = wire::limit_headers(limits);
+    /// pairs of its rate-limit headers (`undefined` or `""` for none). Returns the next step.
+    pub fn sent(&self, task: u32, attempt: u32, status: u16, limits: Option<String>) -> String {
+        let headers = wire::limit_headers(limits.as_deref().unwrap_or_default());
         self.advance(task, |call, shared, now| {
             call.handle_response(shared, attempt, now, status, &headers);
         })
@@ -237,13 +262,13 @@ struct Overrides {
 fn build_request(
     method: &str,
     path: String,
-    headers: &str,
+    headers: HeaderMap,
     query: &str,
     overrides: Overrides,
     has_body: bool,
 ) -> Result<Request, PoolError> {
-    let headers = wire::pairs(headers)?;
-    let mut req = Request::parse(method, path, headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))?;
+    let mut req = Request::parse(method, path, [])?;
+    req.headers = headers;
     req.query = wire::pairs(query)?;
     req.timeout_ms = ms(overrides.timeout_ms);
     req.deadline_ms = ms(overrides.deadline_ms);

@@ -6,7 +6,7 @@
 //!
 //! | record                                                     | the driver must                              |
 //! |------------------------------------------------------------|----------------------------------------------|
-//! | `[SEND, attempt, method, url, cancellable, [name, value, …]]` | send (the body is the caller's, kept in JS) |
+//! | `[SEND, attempt, method, url, cancellable, {name: value, …}]` | send (the body is the caller's, kept in JS) |
 //! | `[PEEK, attempt, limit]`                                   | read up to `limit` bytes of that error body   |
 //! | `[DISCARD, attempt]`                                       | abort it, stop reading, release its response  |
 //! | `[TIMER, ms]`                                              | (re)set the task's one timer; `-1` clears it  |
@@ -15,11 +15,10 @@
 //!
 //! JS reports with typed arguments (`sent(task, attempt, status, limits)`, `failed(task,
 //! attempt, failure, message)`, `peeked(task, attempt, bytes)`, `fired(task)`); header and
-//! query pairs cross as a JSON array of strings (`""` for none). JSON carries every string a
+//! query pairs cross as a JSON array of strings (`undefined` or `""` for none), a response's
+//! rate-limit headers as lines of index and value ([`limit_headers`]). JSON carries every string a
 //! caller may legally send, so no value is refused for the encoding's sake, and `JSON.parse`
 //! is among the fastest things V8 does. [`constants`] gives JS every number above, once.
-
-use std::io::Write;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -27,7 +26,7 @@ use crate::core::limits::LIMIT_HEADERS;
 use crate::core::{Action, FailureKind, Finished, PoolError};
 
 /// Bumped whenever a record's layout changes; the driver refuses a wasm of another version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Op codes: the first element of every record.
 pub mod op {
@@ -67,6 +66,11 @@ pub fn constants() -> String {
     .to_string()
 }
 
+/// A header value as text: values came from UTF-8 text (the caller's, the config's, the key's).
+fn text_of(value: &HeaderValue) -> String {
+    String::from_utf8_lossy(value.as_bytes()).into_owned()
+}
+
 /// What happens to the task's timer in this step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
@@ -83,47 +87,108 @@ pub struct Step {
 
 impl Step {
     pub fn new(task: u32) -> Self {
-        let mut out = Vec::with_capacity(64);
-        let _ = write!(out, "[{task}");
-        Self { out }
+        let mut step = Self { out: Vec::with_capacity(160) };
+        step.out.push(b'[');
+        step.digits(u64::from(task));
+        step
     }
 
     fn string(&mut self, s: &str) {
-        // serde_json escapes quotes, backslashes and control characters; nothing is refused.
-        let _ = serde_json::to_writer(&mut self.out, s);
+        // What JSON escapes: quotes, backslashes and control characters. Most strings (URLs,
+        // ids, header values) have none and are copied as they are.
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.out.push(b'"');
+            self.out.extend_from_slice(s.as_bytes());
+            self.out.push(b'"');
+        } else {
+            // serde_json escapes them; nothing is refused.
+            let _ = serde_json::to_writer(&mut self.out, s);
+        }
+    }
+
+    fn value(&mut self, value: &HeaderValue) {
+        match value.to_str() {
+            Ok(v) => self.string(v),
+            Err(_) => self.string(&text_of(value)),
+        }
+    }
+
+    /// `,n`.
+    fn num(&mut self, n: u64) {
+        self.out.push(b',');
+        self.digits(n);
+    }
+
+    /// A number's digits, written without the formatting machinery (this runs on every step).
+    fn digits(&mut self, n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n;
+        while let Some(d) = at.checked_sub(1).and_then(|i| digits.get_mut(i)) {
+            *d = b'0' + (rest % 10) as u8;
+            at -= 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.out.extend_from_slice(digits.get(at..).unwrap_or_default());
+    }
+
+    /// `,[op`: a record's start.
+    fn record(&mut self, op: u8) {
+        self.out.extend_from_slice(b",[");
+        self.digits(u64::from(op));
     }
 
     fn opt(&mut self, n: Option<u64>) {
-        let _ = match n {
-            Some(n) => write!(self.out, ",{n}"),
-            None => write!(self.out, ",null"),
-        };
+        match n {
+            Some(n) => self.num(n),
+            None => self.out.extend_from_slice(b",null"),
+        }
     }
 
     pub fn action(&mut self, action: &Action) {
         match action {
             Action::Send { attempt, request } => {
-                let _ = write!(self.out, ",[{},{attempt},", op::SEND);
+                self.record(op::SEND);
+                self.num(u64::from(*attempt));
+                self.out.push(b',');
                 self.string(request.method.as_str());
                 self.out.push(b',');
                 self.string(&request.url);
-                let _ = write!(self.out, ",{},[", u8::from(request.cancellable));
-                for (i, (name, value)) in request.headers.iter().enumerate() {
+                self.num(u64::from(request.cancellable));
+                // The headers as the record fetch and undici take, a repeated name's values
+                // joined as fetch joins them: JSON.parse builds it (a `__proto__` name is an
+                // own property there, never the prototype).
+                self.out.extend_from_slice(b",{");
+                for (i, name) in request.headers.keys().enumerate() {
                     if i > 0 {
                         self.out.push(b',');
                     }
                     self.string(name.as_str());
-                    self.out.push(b',');
-                    // Values came from UTF-8 text (the caller's, the config's, the key's).
-                    self.string(&String::from_utf8_lossy(value.as_bytes()));
+                    self.out.push(b':');
+                    let mut values = request.headers.get_all(name).iter();
+                    match (values.next(), values.next()) {
+                        (Some(only), None) => self.value(only),
+                        _ => {
+                            let joined: Vec<String> = request.headers.get_all(name).iter().map(text_of).collect();
+                            self.string(&joined.join(", "));
+                        }
+                    }
                 }
-                self.out.extend_from_slice(b"]]");
+                self.out.extend_from_slice(b"}]");
             }
             Action::Peek { attempt, limit } => {
-                let _ = write!(self.out, ",[{},{attempt},{limit}]", op::PEEK);
+                self.record(op::PEEK);
+                self.num(u64::from(*attempt));
+                self.num(u64::try_from(*limit).unwrap_or(u64::MAX));
+                self.out.push(b']');
             }
             Action::Discard { attempt } => {
-                let _ = write!(self.out, ",[{},{attempt}]", op::DISCARD);
+                self.record(op::DISCARD);
+                self.num(u64::from(*attempt));
+                self.out.push(b']');
             }
             Action::Done(Ok(done)) => self.done(done),
             Action::Done(Err(e)) => self.fail(e),
@@ -131,9 +196,12 @@ impl Step {
     }
 
     fn done(&mut self, d: &Finished) {
-        let _ = write!(self.out, ",[{},{},", op::DONE, d.attempt);
+        self.record(op::DONE);
+        self.num(u64::from(d.attempt));
+        self.out.push(b',');
         self.string(&d.key_id);
-        let _ = write!(self.out, ",{},", d.attempts);
+        self.num(u64::from(d.attempts));
+        self.out.push(b',');
         self.string(d.outcome.as_str());
         self.opt(d.retry_at_ms);
         self.out.push(b']');
@@ -146,7 +214,8 @@ impl Step {
             PoolError::NoHealthyKeys { retry_at_ms } => (None, *retry_at_ms, None),
             _ => (None, None, None),
         };
-        let _ = write!(self.out, ",[{},", op::FAIL);
+        self.record(op::FAIL);
+        self.out.push(b',');
         self.string(e.kind());
         self.out.push(b',');
         self.string(&e.to_string());
@@ -163,11 +232,18 @@ impl Step {
     }
 
     pub fn timer(&mut self, timer: Timer) {
-        let _ = match timer {
-            Timer::Keep => Ok(()),
-            Timer::Set(ms) => write!(self.out, ",[{},{ms}]", op::TIMER),
-            Timer::Clear => write!(self.out, ",[{},-1]", op::TIMER),
-        };
+        match timer {
+            Timer::Keep => {}
+            Timer::Set(ms) => {
+                self.record(op::TIMER);
+                self.num(ms);
+                self.out.push(b']');
+            }
+            Timer::Clear => {
+                self.record(op::TIMER);
+                self.out.extend_from_slice(b",-1]");
+            }
+        }
     }
 
     pub fn finish(mut self) -> String {
@@ -195,13 +271,18 @@ pub fn pairs(text: &str) -> Result<Vec<(String, String)>, PoolError> {
     Ok(out)
 }
 
-/// The rate-limit headers of a response, as the driver copied them; a header that is not
-/// valid (or text that is not pairs) is skipped: the response itself is still good.
+/// The rate-limit headers of a response, as the driver copied them: lines, each header's index
+/// in [`LIMIT_HEADERS`] then its value (`"2\n100\n3\n1s"`; no value has a line break, HTTP
+/// forbids it and the driver drops one that has). Names need no parsing or checking this way.
+/// A line that is not an index of the list, or a value that is not valid, is skipped: the
+/// response itself is still good.
 pub fn limit_headers(text: &str) -> HeaderMap {
     let mut map = HeaderMap::new();
-    for (n, v) in pairs(text).unwrap_or_default() {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(n.as_bytes()), HeaderValue::from_str(&v)) {
-            map.append(n, v);
+    let mut lines = text.split('\n');
+    while let (Some(index), Some(value)) = (lines.next(), lines.next()) {
+        let name = index.parse::<usize>().ok().and_then(|i| LIMIT_HEADERS.get(i));
+        if let (Some(name), Ok(value)) = (name, HeaderValue::from_str(value)) {
+            map.append(HeaderName::from_static(name), value);
         }
     }
     map
@@ -256,7 +337,7 @@ mod tests {
             v,
             json!([
                 7,
-                [op::SEND, 2, "PATCH", url, 1, ["x-note", HEADER_AWKWARD, "x-note", "two", "authorization", "Bearer sk-test"]],
+                [op::SEND, 2, "PATCH", url, 1, { "x-note": format!("{HEADER_AWKWARD}, two"), "authorization": "Bearer sk-test" }],
                 [op::PEEK, 2, 65_536],
                 [op::DISCARD, 1],
                 [op::DONE, 3, AWKWARD, 3, "rate_limited", 1_717_200_030_000u64],
@@ -273,6 +354,11 @@ mod tests {
         assert_eq!(v[1][0], json!(op::FAIL));
         assert_eq!((&v[1][1], &v[1][3], &v[1][4]), (&json!("no_healthy_keys"), &Value::Null, &Value::Null));
         assert_eq!(step(&[], Timer::Keep), json!([7]));
+        // Numbers are written digit by digit: both ends of the range.
+        assert_eq!(step(&[], Timer::Set(0)), json!([7, [op::TIMER, 0]]));
+        assert_eq!(step(&[], Timer::Set(u64::MAX)), json!([7, [op::TIMER, u64::MAX]]));
+        assert_eq!(Step::new(0).finish(), "[0]");
+        assert_eq!(Step::new(u32::MAX).finish(), format!("[{}]", u32::MAX));
     }
 
     #[test]
@@ -283,9 +369,26 @@ mod tests {
         for bad in ["[\"odd\"]", "[1,2]", "{}", "not json", "[\"a\",null]"] {
             assert_eq!(pairs(bad).unwrap_err().kind(), "invalid_request", "{bad}");
         }
-        let limits = limit_headers(r#"["retry-after","3","bad name","x","x-ratelimit-remaining-requests","0"]"#);
-        assert_eq!((limits.len(), limits["retry-after"].to_str().unwrap()), (2, "3"));
-        assert!(limit_headers("garbage").is_empty());
+    }
+
+    #[test]
+    fn limit_headers_cross_as_indexed_lines_and_skip_what_is_not_one() {
+        let index = |name: &str| LIMIT_HEADERS.iter().position(|n| *n == name).unwrap();
+        let text = format!(
+            "{}\n3\n99\nx\nbad\ny\n{}\n0\n{}\n\u{7f}",
+            index("retry-after"),
+            index("x-ratelimit-remaining-requests"),
+            index("retry-after-ms")
+        );
+        let limits = limit_headers(&text);
+        assert_eq!(limits.len(), 2);
+        assert_eq!((limits["retry-after"].to_str().unwrap(), limits["x-ratelimit-remaining-requests"].to_str().unwrap()), ("3", "0"));
+        for text in ["garbage", "", "0", "-1\n3", "18446744073709551616\n3"] {
+            assert!(limit_headers(text).is_empty(), "{text:?}");
+        }
+        // Every name of the list is one `from_static` accepts (it panics on any other).
+        let all: Vec<String> = (0..LIMIT_HEADERS.len()).map(|i| format!("{i}\n1")).collect();
+        assert_eq!(limit_headers(&all.join("\n")).len(), LIMIT_HEADERS.len());
     }
 
     #[test]

@@ -106,6 +106,23 @@ test("any query value crosses the wire, even the old format's separators; header
   assert.equal((await control.calls()).length, before, "nothing reached the provider");
 });
 
+test("a repeated header name reaches the transport joined, and a header named __proto__ as an own header", async () => {
+  let sent;
+  const dispatcher = {
+    request(opts, callback) {
+      sent = opts.headers;
+      setImmediate(() => callback(Object.assign(new Error("refused"), { code: "ECONNREFUSED" })));
+    },
+  };
+  const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: ["sk-node-a-secret"], defaultHeaders: { "x-default": "d" }, dispatcher, retryAttempts: 0 });
+  const headers = [["x-note", "one"], ["x-note", "two"], ["__proto__", "p"]];
+  await assert.rejects(client.get("/v1/echo", { headers }), (e) => e.kind === "network");
+  assert.equal(sent["x-note"], "one, two");
+  assert.equal(sent["x-default"], "d");
+  assert.equal(Object.getOwnPropertyDescriptor(sent, "__proto__")?.value, "p");
+  assert.equal(Object.getPrototypeOf(sent), Object.prototype);
+});
+
 test("a timeout timer that lost its race is cleared, and a failed-over response's body is released", async () => {
   await control.setKeys({ "sk-node-a-secret": { id: "node-a", script: ["rate_limit:1000"] }, "sk-node-b-secret": { id: "node-b" } });
   const rejected = [];

@@ -1,6 +1,7 @@
 // The upstream transport over a `fetch` function: the host's own (browsers, workerd, WASI
 // hosts) or one the caller injects. Every transport has the same shape:
 //   send(method, url, headers, body, signal) -> Promise<{ status, header(name), response }>
+//   start(method, url, headers, body, signal, done)  the same, calling done(error, reply):
 //                          what task.js drives the request machine with
 //   text(response, ms?)    -> Promise<string>  a 2xx body the pool reads itself, within `ms`
 //                          when given (rejects with BodyStalled after it, the body released)
@@ -8,7 +9,7 @@
 //   toResponse(response)   -> a standard Response (client.fetch, stream: true, error answers)
 //   discard(response)      frees a response the caller will not get
 // Here `response` is the fetch Response itself.
-import { fetchSender } from "../task.js";
+import { callbackSender, fetchSender } from "../task.js";
 
 /** A body that stopped arriving: `request()` reads bodies within the request's timeout. */
 export class BodyStalled extends Error {}
@@ -45,8 +46,10 @@ export async function readText(response, ms) {
 
 /** A transport that sends with `fetchFn(url, init)`. */
 export function fetchTransport(fetchFn) {
+  const send = fetchSender(fetchFn);
   return {
-    send: fetchSender(fetchFn),
+    send,
+    start: callbackSender(send),
     text: readText,
     header: (response, name) => response.headers.get(name),
     toResponse: (response) => response,

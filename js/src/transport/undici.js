@@ -7,6 +7,7 @@
 // 2xx bodies with text(); a standard Response is built only when the caller asks for one
 // (client.fetch, stream: true) or an error answer is handed over.
 import { BodyStalled, fetchTransport } from "./fetch.js";
+import { limitLine } from "../task.js";
 
 // Node's built-in modules, reached without a top-level require or import: an app's ESM bundle
 // of the CommonJS build (esbuild --format=esm) cannot require them.
@@ -64,6 +65,18 @@ class Reply {
   header(name) {
     const v = this.headers[name];
     return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
+  }
+
+  /** The rate-limit headers on the wire (task.js limitLines), `index` naming them: one walk of the record. */
+  limitLines(index) {
+    let lines;
+    for (const name in this.headers) {
+      const i = index.get(name);
+      if (i === undefined) continue;
+      const v = this.headers[name];
+      lines = limitLine(lines, i, Array.isArray(v) ? v.join(", ") : String(v));
+    }
+    return lines;
   }
 
   /** The first `limit` bytes of the body; all of it stays readable for the caller. */
@@ -177,15 +190,35 @@ function withUrl(response, url) {
   return response;
 }
 
+// A provider can send headers and then stall: after `ms` the body is destroyed, which ends the
+// read and frees the connection.
+async function readWithin(reply, read, ms) {
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    reply.body.destroy(new BodyStalled(`its body did not arrive within ${ms} ms`));
+  }, ms);
+  try {
+    return await read;
+  } catch (e) {
+    throw expired ? new BodyStalled(`its body did not arrive within ${ms} ms`) : e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A transport over undici's dispatcher API (`dispatcher`: an undici Dispatcher; the shared Agent by default). */
 export function undiciTransport(dispatcher) {
   const transport = {
     send(method, url, headers, body, signal) {
+      return new Promise((resolve, reject) => transport.start(method, url, headers, body, signal, (err, reply) => (err ? reject(err) : resolve(reply))));
+    },
+
+    // What task.js drives: undici's callback API, with no promise of its own.
+    start(method, url, headers, body, signal, done) {
       dispatcher ??= sharedDispatcher();
-      if (!dispatcher) return viaFetch.send(method, url, headers, body, signal);
-      return new Promise((resolve, reject) => {
-        dispatcher.request(transport.options(method, url, headers, body, signal), (err, data) => (err ? reject(err) : resolve(new Reply(data, url))));
-      });
+      if (!dispatcher) return viaFetch.start(method, url, headers, body, signal, done);
+      dispatcher.request(transport.options(method, url, headers, body, signal), (err, data) => (err ? done(err) : done(undefined, new Reply(data, url))));
     },
 
     // dispatcher.request's options for one attempt.
@@ -206,24 +239,11 @@ export function undiciTransport(dispatcher) {
     // Replies are undici's, or Responses when fetch served (see sharedDispatcher).
     discard: (reply) => (reply instanceof Reply ? reply.discard() : viaFetch.discard(reply)),
 
-    async text(reply, ms) {
+    // Not async: a call with no timeout reads with no promise of its own.
+    text(reply, ms) {
       if (!(reply instanceof Reply)) return viaFetch.text(reply, ms);
       const read = !reply.prefix && !reply.headers["content-encoding"] ? reply.body.text() : collect(reply).then((b) => b.toString("utf8"));
-      if (ms === undefined) return read;
-      // A provider can send headers and then stall: after `ms` the body is destroyed, which
-      // ends the read and frees the connection.
-      let expired = false;
-      const timer = setTimeout(() => {
-        expired = true;
-        reply.body.destroy(new BodyStalled(`its body did not arrive within ${ms} ms`));
-      }, ms);
-      try {
-        return await read;
-      } catch (e) {
-        throw expired ? new BodyStalled(`its body did not arrive within ${ms} ms`) : e;
-      } finally {
-        clearTimeout(timer);
-      }
+      return ms === undefined ? read : readWithin(reply, read, ms);
     },
 
     header: (reply, name) => (reply instanceof Reply ? reply.header(name) : viaFetch.header(reply, name)),
