@@ -220,6 +220,115 @@ if (want(5)) {
   ]);
 }
 
+// 5b. Throughput in headless Chromium and in workerd ----------------------------------------------
+// Pool vs the host's own fetch, POST to the same mock at concurrency 32, in each host. Packages to
+// compare side by side: BENCH_PACKAGES="label=dir,label=dir" (default: this build's pkg/).
+if (want("5b")) {
+  const http = await import("node:http");
+  const { mkdtemp, readFile, symlink } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const { extname, normalize, resolve } = await import("node:path");
+  const { chromium } = await import("playwright-core");
+  const { startWorker } = await import("../tests/workerd/bundle.js");
+  const packages = (process.env.BENCH_PACKAGES ?? "this build=pkg").split(",").map((p) => {
+    const i = p.indexOf("=");
+    return { label: p.slice(0, i), dir: resolve(ROOT, p.slice(i + 1)) };
+  });
+  const C = 32;
+  const N_BROWSER = 1500;
+  const N_WORKERD = 800;
+  await control.setKeys(Object.fromEntries(KEYS.map((k, i) => [k, { id: `bench-${i}` }])));
+
+  // Chromium: one page per package, served from 127.0.0.1 (/pkg/ is that package).
+  const TYPES = { ".js": "text/javascript", ".wasm": "application/wasm" };
+  const sites = [];
+  const serveDir = async (dir) => {
+    const site = http.createServer(async (req, res) => {
+      const path = new URL(req.url, "http://x").pathname;
+      if (!path.startsWith("/pkg/")) return res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>bench</title>");
+      const file = normalize(join(dir, path.slice(5)));
+      if (!file.startsWith(dir)) return res.writeHead(403).end();
+      try {
+        res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(await readFile(file));
+      } catch {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise((r) => site.listen(0, "127.0.0.1", r));
+    sites.push(site);
+    return `http://127.0.0.1:${site.address().port}/`;
+  };
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-background-timer-throttling", "--disable-renderer-backgrounding"],
+  });
+  const pages = [];
+  for (const p of packages) {
+    const page = await browser.newPage();
+    await page.goto(await serveDir(p.dir));
+    await page.evaluate(async ({ mockUrl, keys, body }) => {
+      const { PoolSwitchClient } = await import("/pkg/esm/browser.js");
+      // The bench's own test keys against the local mock: exposing them in the page is intended.
+      const pool = new PoolSwitchClient({ upstreamBaseUrl: mockUrl, keys, strategy: "quota_failover", dangerouslyAllowBrowser: true });
+      const init = { method: "POST", headers: { authorization: `Bearer ${keys[0]}`, "content-type": "application/json" }, body: JSON.stringify(body) };
+      const calls = { pool: () => pool.post("/v1/chat/completions", { json: body }), raw: () => fetch(`${mockUrl}/v1/chat/completions`, init).then((r) => r.json()) };
+      window.__load = async (mode, c, n) => {
+        let next = 0;
+        const start = performance.now();
+        await Promise.all(Array.from({ length: c }, async () => { while (next < n) { next++; await calls[mode](); } }));
+        return (n / (performance.now() - start)) * 1000;
+      };
+    }, { mockUrl: mock.url, keys: KEYS, body: BODY });
+    pages.push(page);
+  }
+  // workerd (Miniflare): one Worker per package; each dispatch makes N_WORKERD POSTs inside it.
+  const workers = [];
+  for (const p of packages) {
+    const root = await mkdtemp(join(tmpdir(), "poolswitch-bench-"));
+    await symlink(p.dir, join(root, "pkg"), "dir");
+    const { mf } = await startWorker(root, [join(ROOT, "bench/worker-load.js")], { MOCK_URL: mock.url, KEYS: JSON.stringify(KEYS) });
+    workers.push(async (mode, c, n) => {
+      const start = performance.now();
+      const r = await mf.dispatchFetch(`http://worker/?mode=${mode}&c=${c}&n=${n}`);
+      await r.json();
+      return (n / (performance.now() - start)) * 1000;
+    });
+    workers.at(-1).dispose = () => mf.dispose();
+  }
+  const hosts = {
+    chromium: (i) => (mode, n) => pages[i].evaluate(({ mode, c, n }) => window.__load(mode, c, n), { mode, c: C, n }),
+    workerd: (i) => (mode, n) => workers[i](mode, C, n),
+  };
+  const rows = [];
+  for (const [host, run] of Object.entries(hosts)) {
+    const n = host === "chromium" ? N_BROWSER : N_WORKERD;
+    for (let i = 0; i < packages.length; i++) for (const mode of ["raw", "pool"]) await run(i)(mode, 200); // warm-up
+    const r = packages.map(() => ({ raw: [], pool: [] }));
+    for (let round = 0; round < ROUNDS; round++) {
+      // Packages and modes interleaved, the order rotated, so no side always runs on a warmer machine.
+      const order = packages.flatMap((_, i) => ["raw", "pool"].map((mode) => [i, mode]));
+      for (let j = 0; j < order.length; j++) {
+        const [i, mode] = order[(round + j) % order.length];
+        r[i][mode].push(await run(i)(mode, n));
+      }
+    }
+    packages.forEach((p, i) => {
+      const xs = r[i].pool.map((x, k) => x / r[i].raw[k]);
+      rows.push(`| ${host} | ${p.label} | ${median(r[i].raw).toFixed(0)} (${spread(r[i].raw)}) | ${median(r[i].pool).toFixed(0)} (${spread(r[i].pool)}) | **${median(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}) |`);
+    });
+  }
+  await browser.close();
+  for (const site of sites) site.close();
+  for (const w of workers) await w.dispose();
+  section(`5b. Throughput in headless Chromium and workerd: client.post vs the host's fetch, POST to the same mock, concurrency ${C} (${N_BROWSER} requests a round in Chromium, ${N_WORKERD} inside one Worker invocation in workerd; median of ${ROUNDS} rounds, range in brackets)`, [
+    "| host | package | raw fetch req/s | poolswitch-wasm req/s | pool vs fetch (per round) |",
+    "| --- | --- | ---: | ---: | ---: |",
+    ...rows,
+    "",
+    "Chromium opens at most 6 HTTP/1.1 connections to one origin, so both sides there share those 6. In workerd the Worker's own clock stands still between I/O, so each round is timed from Node around `dispatchFetch`.",
+  ]);
+}
+
 // 6. Proxy mode: the gateway against a bare node:http proxy and the Portkey gateway -------------
 if (want(6)) {
   const freePort = () =>
