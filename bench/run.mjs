@@ -254,7 +254,7 @@ if (want("5b")) {
   const { startWorker } = await import("../tests/support/worker.js");
   const C = 32;
   const N_BROWSER = 1500;
-  const N_WORKERD = 800;
+  const N_WORKERD = 4000;
   await control.setKeys(Object.fromEntries(KEYS.map((k, i) => [k, { id: `bench-${i}` }])));
 
   // Chromium: one page per package, served from 127.0.0.1 (/pkg/ is that package).
