@@ -3,9 +3,11 @@
 // import, then time the whole import and a first construction the way users pay them.
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
+import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [n = "15", pkg = new URL("../pkg", import.meta.url).pathname] = process.argv.slice(2);
+const [n = "15", dir = new URL("../pkg", import.meta.url).pathname] = process.argv.slice(2);
+const pkg = resolve(dir);
 const config = { upstreamBaseUrl: "http://127.0.0.1:9", keys: ["sk-a"] };
 
 if (process.env.COLD_PARTS_CHILD === "steps") {
