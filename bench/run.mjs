@@ -328,17 +328,20 @@ if (want("5b")) {
         r[i][mode].push(await run(i)(mode, n));
       }
     }
+    const perRound = (xs) => `**${median(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
     packages.forEach((p, i) => {
-      const xs = r[i].pool.map((x, k) => x / r[i].raw[k]);
-      rows.push(`| ${host} | ${p.label} | ${median(r[i].raw).toFixed(0)} (${spread(r[i].raw)}) | ${median(r[i].pool).toFixed(0)} (${spread(r[i].pool)}) | **${median(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}) |`);
+      const vsFetch = r[i].pool.map((x, k) => x / r[i].raw[k]);
+      // The pool against the first package's pool in the same round: the comparison between builds.
+      const vsFirst = i === 0 ? "1.00×" : perRound(r[i].pool.map((x, k) => x / r[0].pool[k]));
+      rows.push(`| ${host} | ${p.label} | ${median(r[i].raw).toFixed(0)} (${spread(r[i].raw)}) | ${median(r[i].pool).toFixed(0)} (${spread(r[i].pool)}) | ${perRound(vsFetch)} | ${vsFirst} |`);
     });
   }
   await browser.close();
   for (const site of sites) site.close();
   for (const w of workers) await w.dispose();
   section(`5b. Throughput in headless Chromium and workerd: client.post vs the host's fetch, POST to the same mock, concurrency ${C} (${N_BROWSER} requests a round in Chromium, ${N_WORKERD} inside one Worker invocation in workerd; median of ${ROUNDS} rounds, range in brackets)`, [
-    "| host | package | raw fetch req/s | poolswitch-wasm req/s | pool vs fetch (per round) |",
-    "| --- | --- | ---: | ---: | ---: |",
+    `| host | package | raw fetch req/s | poolswitch-wasm req/s | pool vs fetch (per round) | pool vs ${packages[0].label}'s pool (per round) |`,
+    "| --- | --- | ---: | ---: | ---: | ---: |",
     ...rows,
     "",
     "Chromium opens at most 6 HTTP/1.1 connections to one origin, so both sides there share those 6. In workerd the Worker's own clock stands still between I/O, so each round is timed from Node around `dispatchFetch`.",
