@@ -1,6 +1,8 @@
 // One cold start in a fresh Node process: import + construct + first request ready.
-// usage: node cold-start.mjs pool|raw MOCK_URL KEY   → prints { importMs, constructMs, firstRequestMs, totalMs }
-const [mode, url, key] = process.argv.slice(2);
+// usage: node cold-start.mjs pool|raw MOCK_URL KEY [PKG_DIR]   → prints { importMs, constructMs, firstRequestMs, totalMs }
+import { pathToFileURL } from "node:url";
+
+const [mode, url, key, pkg = new URL("../pkg", import.meta.url).pathname] = process.argv.slice(2);
 const t0 = performance.now();
 if (mode === "raw") {
   const t1 = performance.now();
@@ -9,7 +11,7 @@ if (mode === "raw") {
   const t2 = performance.now();
   console.log(JSON.stringify({ importMs: 0, constructMs: 0, firstRequestMs: t2 - t1, totalMs: t2 - t0 }));
 } else {
-  const { PoolSwitchClient } = await import("../pkg/esm/node.js");
+  const { PoolSwitchClient } = await import(pathToFileURL(`${pkg}/esm/node.js`).href);
   const t1 = performance.now();
   const client = new PoolSwitchClient({ upstreamBaseUrl: url, keys: [key] });
   const t2 = performance.now();

@@ -5,7 +5,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import net from "node:net";
-import { join } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { gzipSync } from "node:zlib";
 import { createRequire } from "node:module";
 import { request as undiciRequest } from "undici";
@@ -181,42 +181,170 @@ if (want(3)) {
   ]);
 }
 
+// Packages measured side by side in sections 5 and 5b: BENCH_PACKAGES="label=dir,label=dir"
+// (dirs relative to the repository; default: this build's pkg/), e.g. a pkg/ built from main.
+const packages = (process.env.BENCH_PACKAGES ?? "this build=pkg").split(",").map((p) => {
+  const i = p.indexOf("=");
+  return { label: p.slice(0, i), dir: resolvePath(ROOT, p.slice(i + 1)) };
+});
+
 // 5. Size and start -----------------------------------------------------------------------------
 if (want(5)) {
-  const size = (f) => readFileSync(join(ROOT, "pkg", f));
-  const wasm = size("wasm/poolswitch_bg.wasm");
-  const glue = Buffer.concat(["wasm/poolswitch.js", "esm/client.js", "esm/node.js"].map(size));
-  const cold = { pool: [], raw: [] };
-  for (let i = 0; i < 9; i++) {
-    for (const mode of i % 2 ? ["pool", "raw"] : ["raw", "pool"]) {
-      cold[mode].push(JSON.parse(execFileSync(process.execPath, [join(ROOT, "bench/cold-start.mjs"), mode, mock.url, KEYS[0]], { encoding: "utf8" })));
-    }
-  }
-  const med = (mode, f) => median(cold[mode].map((x) => x[f]));
   // Imported here: Miniflare installs its own undici dispatcher, which the other sections must not run on.
   const { startWorker } = await import("../tests/support/worker.js");
-  const workerd = { pool: [], raw: [] };
-  for (let i = 0; i < 3; i++) {
-    for (const mode of ["raw", "pool"]) {
-      const t = performance.now();
-      const worker = await startWorker([join(ROOT, `bench/worker-${mode}.js`)], { MOCK_URL: mock.url, KEY: KEYS[0] });
-      const r = await worker.mf.dispatchFetch("http://worker/");
-      await r.json();
-      workerd[mode].push(performance.now() - t);
-      await worker.dispose();
+  const cols = [];
+  for (const p of packages) {
+    const size = (f) => readFileSync(join(p.dir, f));
+    const wasm = size("wasm/poolswitch_bg.wasm");
+    const glue = Buffer.concat(["wasm/poolswitch.js", "esm/client.js", "esm/node.js"].map(size));
+    const cold = { pool: [], raw: [] };
+    for (let i = 0; i < 15; i++) {
+      for (const mode of i % 2 ? ["pool", "raw"] : ["raw", "pool"]) {
+        cold[mode].push(JSON.parse(execFileSync(process.execPath, [join(ROOT, "bench/cold-start.mjs"), mode, mock.url, KEYS[0], p.dir], { encoding: "utf8" })));
+      }
     }
+    const med = (mode, f) => median(cold[mode].map((x) => x[f]));
+    const workerd = { pool: [], raw: [] };
+    for (let i = 0; i < 3; i++) {
+      for (const mode of ["raw", "pool"]) {
+        const t = performance.now();
+        const worker = await startWorker([join(ROOT, `bench/worker-${mode}.js`)], { MOCK_URL: mock.url, KEY: KEYS[0] }, { pkg: p.dir });
+        const r = await worker.mf.dispatchFetch("http://worker/");
+        await r.json();
+        workerd[mode].push(performance.now() - t);
+        await worker.dispose();
+      }
+    }
+    cols.push([
+      `${(wasm.length / 1024).toFixed(1)} KiB (${wasm.length} bytes)`,
+      `${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(1)} KiB`,
+      `${(glue.length / 1024).toFixed(1)} / ${(gzipSync(glue, { level: 9 }).length / 1024).toFixed(1)} KiB`,
+      `${med("pool", "importMs").toFixed(1)} ms`,
+      `${med("pool", "constructMs").toFixed(2)} ms`,
+      `${med("pool", "firstRequestMs").toFixed(1)} ms vs ${med("raw", "firstRequestMs").toFixed(1)} ms`,
+      `**${median(cold.pool.map((x) => x.importMs + x.constructMs)).toFixed(1)} ms**`,
+      `${median(workerd.pool).toFixed(0)} ms vs ${median(workerd.raw).toFixed(0)} ms (${(median(workerd.pool) / median(workerd.raw)).toFixed(2)}×)`,
+    ]);
   }
+  const what = [
+    [".wasm raw", ""],
+    [".wasm gzip -9", "≤ 100 KB"],
+    ["JS glue + wrapper (raw / gzip)", ""],
+    ["Node: import (wasm compiled + instantiated), median of 15 fresh processes", ""],
+    ["Node: construct", ""],
+    ["Node: first request, pool vs raw fetch in a fresh process", ""],
+    ["Node: import + construct (cold start before the first request)", "≤ 10 ms"],
+    ["workerd: bundle + start + first request, pool vs raw fetch (median of 3)", ""],
+  ];
   section("5. Size and cold start", [
-    "| what | measured | target |",
-    "| --- | ---: | ---: |",
-    `| .wasm raw | ${(wasm.length / 1024).toFixed(1)} KiB | |`,
-    `| .wasm gzip -9 | ${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(1)} KiB | ≤ 100 KB |`,
-    `| JS glue + wrapper (raw / gzip) | ${(glue.length / 1024).toFixed(1)} / ${(gzipSync(glue, { level: 9 }).length / 1024).toFixed(1)} KiB | |`,
-    `| Node: import (wasm compiled + instantiated) | ${med("pool", "importMs").toFixed(1)} ms | |`,
-    `| Node: construct | ${med("pool", "constructMs").toFixed(2)} ms | |`,
-    `| Node: first request, pool vs raw fetch in a fresh process | ${med("pool", "firstRequestMs").toFixed(1)} ms vs ${med("raw", "firstRequestMs").toFixed(1)} ms | |`,
-    `| Node: import + construct (cold start before the first request) | ${(med("pool", "importMs") + med("pool", "constructMs")).toFixed(1)} ms | ≤ 10 ms |`,
-    `| workerd: bundle + start + first request, pool vs raw fetch (median of 3) | ${median(workerd.pool).toFixed(0)} ms vs ${median(workerd.raw).toFixed(0)} ms (${(median(workerd.pool) / median(workerd.raw)).toFixed(2)}×) | |`,
+    `| what | ${packages.map((p) => p.label).join(" | ")} | target |`,
+    `| --- | ${packages.map(() => "---:").join(" | ")} | ---: |`,
+    ...what.map(([label, target], i) => `| ${label} | ${cols.map((c) => c[i]).join(" | ")} | ${target} |`),
+  ]);
+}
+
+// 5b. Throughput in headless Chromium and in workerd ----------------------------------------------
+// Pool vs the host's own fetch, POST to the same mock at concurrency 32, in each host, for each
+// package of BENCH_PACKAGES.
+if (want("5b")) {
+  const http = await import("node:http");
+  const { readFile } = await import("node:fs/promises");
+  const { extname, normalize } = await import("node:path");
+  const { chromium } = await import("playwright-core");
+  const { startWorker } = await import("../tests/support/worker.js");
+  const C = 32;
+  const N_BROWSER = 1500;
+  const N_WORKERD = 4000;
+  await control.setKeys(Object.fromEntries(KEYS.map((k, i) => [k, { id: `bench-${i}` }])));
+
+  // Chromium: one page per package, served from 127.0.0.1 (/pkg/ is that package).
+  const TYPES = { ".js": "text/javascript", ".wasm": "application/wasm" };
+  const sites = [];
+  const serveDir = async (dir) => {
+    const site = http.createServer(async (req, res) => {
+      const path = new URL(req.url, "http://x").pathname;
+      if (!path.startsWith("/pkg/")) return res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>bench</title>");
+      const file = normalize(join(dir, path.slice(5)));
+      if (!file.startsWith(dir)) return res.writeHead(403).end();
+      try {
+        res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" }).end(await readFile(file));
+      } catch {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise((r) => site.listen(0, "127.0.0.1", r));
+    sites.push(site);
+    return `http://127.0.0.1:${site.address().port}/`;
+  };
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-background-timer-throttling", "--disable-renderer-backgrounding"],
+  });
+  const pages = [];
+  for (const p of packages) {
+    const page = await browser.newPage();
+    await page.goto(await serveDir(p.dir));
+    await page.evaluate(async ({ mockUrl, keys, body }) => {
+      const { PoolSwitchClient } = await import("/pkg/esm/browser.js");
+      // The bench's own test keys against the local mock: exposing them in the page is intended.
+      const pool = new PoolSwitchClient({ upstreamBaseUrl: mockUrl, keys, strategy: "quota_failover", dangerouslyAllowBrowser: true });
+      const init = { method: "POST", headers: { authorization: `Bearer ${keys[0]}`, "content-type": "application/json" }, body: JSON.stringify(body) };
+      const calls = { pool: () => pool.post("/v1/chat/completions", { json: body }), raw: () => fetch(`${mockUrl}/v1/chat/completions`, init).then((r) => r.json()) };
+      window.__load = async (mode, c, n) => {
+        let next = 0;
+        const start = performance.now();
+        await Promise.all(Array.from({ length: c }, async () => { while (next < n) { next++; await calls[mode](); } }));
+        return (n / (performance.now() - start)) * 1000;
+      };
+    }, { mockUrl: mock.url, keys: KEYS, body: BODY });
+    pages.push(page);
+  }
+  // workerd (Miniflare): one Worker per package; each dispatch makes N_WORKERD POSTs inside it.
+  const workers = [];
+  for (const p of packages) {
+    const { mf, dispose } = await startWorker([join(ROOT, "bench/worker-load.js")], { MOCK_URL: mock.url, KEYS: JSON.stringify(KEYS) }, { pkg: p.dir });
+    workers.push(async (mode, c, n) => {
+      const start = performance.now();
+      const r = await mf.dispatchFetch(`http://worker/?mode=${mode}&c=${c}&n=${n}`);
+      await r.json();
+      return (n / (performance.now() - start)) * 1000;
+    });
+    workers.at(-1).dispose = dispose;
+  }
+  const hosts = {
+    chromium: (i) => (mode, n) => pages[i].evaluate(({ mode, c, n }) => window.__load(mode, c, n), { mode, c: C, n }),
+    workerd: (i) => (mode, n) => workers[i](mode, C, n),
+  };
+  const rows = [];
+  for (const [host, run] of Object.entries(hosts)) {
+    const n = host === "chromium" ? N_BROWSER : N_WORKERD;
+    for (let i = 0; i < packages.length; i++) for (const mode of ["raw", "pool"]) await run(i)(mode, 200); // warm-up
+    const r = packages.map(() => ({ raw: [], pool: [] }));
+    for (let round = 0; round < ROUNDS; round++) {
+      // Packages and modes interleaved, the order rotated, so no side always runs on a warmer machine.
+      const order = packages.flatMap((_, i) => ["raw", "pool"].map((mode) => [i, mode]));
+      for (let j = 0; j < order.length; j++) {
+        const [i, mode] = order[(round + j) % order.length];
+        r[i][mode].push(await run(i)(mode, n));
+      }
+    }
+    const perRound = (xs) => `**${median(xs).toFixed(2)}×** (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+    packages.forEach((p, i) => {
+      const vsFetch = r[i].pool.map((x, k) => x / r[i].raw[k]);
+      // The pool against the first package's pool in the same round: the comparison between builds.
+      const vsFirst = i === 0 ? "1.00×" : perRound(r[i].pool.map((x, k) => x / r[0].pool[k]));
+      rows.push(`| ${host} | ${p.label} | ${median(r[i].raw).toFixed(0)} (${spread(r[i].raw)}) | ${median(r[i].pool).toFixed(0)} (${spread(r[i].pool)}) | ${perRound(vsFetch)} | ${vsFirst} |`);
+    });
+  }
+  await browser.close();
+  for (const site of sites) site.close();
+  for (const w of workers) await w.dispose();
+  section(`5b. Throughput in headless Chromium and workerd: client.post vs the host's fetch, POST to the same mock, concurrency ${C} (${N_BROWSER} requests a round in Chromium, ${N_WORKERD} inside one Worker invocation in workerd; median of ${ROUNDS} rounds, range in brackets)`, [
+    `| host | package | raw fetch req/s | poolswitch-wasm req/s | pool vs fetch (per round) | pool vs ${packages[0].label}'s pool (per round) |`,
+    "| --- | --- | ---: | ---: | ---: | ---: |",
+    ...rows,
+    "",
+    "Chromium opens at most 6 HTTP/1.1 connections to one origin, so both sides there share those 6. In workerd the Worker's own clock stands still between I/O, so each round is timed from Node around `dispatchFetch`.",
   ]);
 }
 
@@ -312,7 +440,8 @@ if (want(4)) {
 
 await mock.stop();
 const machine = `${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${execFileSync("rustc", ["--version"], { encoding: "utf8" }).trim()}`;
-const command = only ? `\`./scripts/build-pkg.sh && BENCH_ONLY=${only.join(",")} BENCH_ROUNDS=${ROUNDS} node bench/run.mjs\` (sections ${only.join(", ")} only)` : `\`./scripts/bench.sh\` (BENCH_ROUNDS=${ROUNDS})`;
+const pkgs = process.env.BENCH_PACKAGES ? `BENCH_PACKAGES="${process.env.BENCH_PACKAGES}" ` : "";
+const command = only ? `\`./scripts/build-pkg.sh && ${pkgs}BENCH_ONLY=${only.join(",")} BENCH_ROUNDS=${ROUNDS} node bench/run.mjs\` (sections ${only.join(", ")} only)` : `\`${pkgs}./scripts/bench.sh\` (BENCH_ROUNDS=${ROUNDS})`;
 const header = ["# Benchmark results", "", `Command: ${command}. Machine: ${machine}; load average at the start ${startLoad}, at the end ${loadavg().map((x) => x.toFixed(1)).join(" ")}. Date: ${new Date().toISOString().slice(0, 10)}.`, "", "The mock provider (js/mock-provider.js) runs in its own Node process on 127.0.0.1 with keep-alive; every ratio is against a baseline measured in the same run.", ""];
 const notes = existsSync(join(ROOT, "bench/NOTES.md")) ? ["", readFileSync(join(ROOT, "bench/NOTES.md"), "utf8")] : [];
 // A partial run (BENCH_ONLY) writes its sections to bench/out/RESULTS-partial.md, so a full

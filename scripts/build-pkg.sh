@@ -46,6 +46,7 @@ npx --no-install esbuild "$out/esm/node-inline.js" --bundle --format=cjs --platf
   --outfile="$out/cjs/node.cjs"
 rm "$out/esm/inline.js" "$out/esm/node-inline.js" "$out/esm/wasm-base64.js"
 cp js/src/node.js "$out/esm/node.js"
+cp js/src/node-import.cjs "$out/cjs/node-import.cjs"
 # The mock provider for require() too; its "run as a program" check is for the ESM file (the bin).
 npx --no-install esbuild js/mock-provider.js --bundle --format=cjs --platform=node --target=node20 \
   --define:import.meta.url='""' --log-level=warning --outfile="$out/cjs/mock-provider.cjs"

@@ -38,8 +38,9 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Lowercase, without `_` and `-`: `retry_attempts`, `retryAttempts`, `retry-attempts` agree.
+/// ASCII case, as in [`camel`]: every field name is ASCII.
 fn fold(name: &str) -> String {
-    name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+    name.chars().filter(|c| *c != '_' && *c != '-').map(|c| c.to_ascii_lowercase()).collect()
 }
 
 /// `retry_attempts` → `retryAttempts`, `keys[1].monthly_quota` → `keys[1].monthlyQuota`.

@@ -258,8 +258,9 @@ pub fn pairs(text: &str) -> Result<Vec<(String, String)>, PoolError> {
     if text.is_empty() {
         return Ok(Vec::new());
     }
+    // from_slice, as the core's body parsing does: one instance of serde_json's parser in the wasm.
     let flat: Vec<String> =
-        serde_json::from_str(text).map_err(|_| PoolError::InvalidRequest("name/value pairs must be strings".to_owned()))?;
+        serde_json::from_slice(text.as_bytes()).map_err(|_| PoolError::InvalidRequest("name/value pairs must be strings".to_owned()))?;
     if flat.len() % 2 != 0 {
         return Err(PoolError::InvalidRequest("name/value pairs must come in twos".to_owned()));
     }

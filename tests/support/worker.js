@@ -12,12 +12,13 @@ import { ROOT } from "../js/mock.js";
  * Copies `files` (the entry first, then what it imports by relative path) into a temp dir and
  * bundles the entry. Resolves to { files, wasmFiles, modules, remove }: `files` are the
  * bundle's, `modules` the Miniflare
- * options that load the bundle, `remove` deletes the dir.
+ * options that load the bundle, `remove` deletes the dir. `pkg`: the package directory
+ * (the benchmarks compare builds).
  */
-export async function bundleWorker(files) {
+export async function bundleWorker(files, { pkg = join(ROOT, "pkg") } = {}) {
   const dir = await mkdtemp(join(tmpdir(), "poolswitch-workerd-"));
   await mkdir(join(dir, "node_modules"));
-  await symlink(join(ROOT, "pkg"), join(dir, "node_modules", "poolswitch-wasm"), "dir");
+  await symlink(pkg, join(dir, "node_modules", "poolswitch-wasm"), "dir");
   for (const f of files) await copyFile(f, join(dir, basename(f)));
   const dist = join(dir, "dist");
   await build({
@@ -45,8 +46,8 @@ export async function bundleWorker(files) {
 }
 
 /** One Worker from `files` with `bindings`. Resolves to { mf, wasmFiles, dispose }. */
-export async function startWorker(files, bindings) {
-  const bundle = await bundleWorker(files);
+export async function startWorker(files, bindings, options) {
+  const bundle = await bundleWorker(files, options);
   const mf = new Miniflare({ ...bundle.modules, bindings });
   await mf.ready;
   return {
