@@ -3,8 +3,8 @@
 // transport no Response or web stream is built per request.
 import { Readable } from "node:stream";
 // The Node build itself, so the client the server made (through esm/node.js) is of the same
-// module instance as the helpers used here.
-import node from "../cjs/node.cjs";
+// module instance as the helpers used here (through the shim that spares the export-name scan).
+import node from "../cjs/node-import.cjs";
 import { keyIdHeader, responseHeaders, responseHeadersOfRecord } from "./rules.js";
 
 const { PoolSwitchError } = node;
