@@ -70,9 +70,32 @@ pub const LIMIT_HEADERS: &[&str] = &[
     "anthropic-ratelimit-output-tokens-reset",
 ];
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A response's headers as the limit readers look in them: with the first letters of the names
+/// present, so a name whose first letter is absent is not looked for (an answer mostly carries
+/// one provider's family: `x-ratelimit-…`, `anthropic-…`).
+struct Present<'a> {
+    map: &'a HeaderMap,
+    firsts: u32,
+}
+
+/// `name`'s first byte as a bit (names are lower case; the same first byte gives the same bit).
+fn first_bit(name: &str) -> u32 {
+    name.as_bytes().first().map_or(0, |b| 1 << (b & 31))
+}
+
+impl<'a> Present<'a> {
+    fn new(map: &'a HeaderMap) -> Self {
+        Self { map, firsts: map.keys().fold(0, |bits, n| bits | first_bit(n.as_str())) }
+    }
+}
+
+fn header<'a>(h: &Present<'a>, name: &str) -> Option<&'a str> {
     // Tests run every header kind in debug builds, so a name missing from the list fails them.
     debug_assert!(LIMIT_HEADERS.contains(&name), "{name} is read but not in LIMIT_HEADERS");
+    if h.firsts & first_bit(name) == 0 {
+        return None;
+    }
+    let h = h.map;
     // A binding passes only the limit headers, mostly none to a few: comparing names is
     // cheaper there than a lookup, which parses and hashes `name` each time.
     let value = if h.len() <= 8 { h.iter().find(|(n, _)| n.as_str() == name).map(|(_, v)| v) } else { h.get(name) };
@@ -80,7 +103,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// A remaining count, at most [`MAX_COUNT`] (it is reported to JS as a number).
-fn number(h: &HeaderMap, name: &str) -> Option<u64> {
+fn number(h: &Present<'_>, name: &str) -> Option<u64> {
     let v = header(h, name)?;
     let n = v.parse::<u64>().ok().or_else(|| v.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))?;
     Some(n.min(MAX_COUNT))
@@ -107,6 +130,7 @@ pub fn read_limits(h: &HeaderMap, now_ms: u64) -> LimitsReport {
     if h.is_empty() {
         return LimitsReport::default(); // the binding passes only limit headers: often none
     }
+    let h = &Present::new(h);
     let go_reset = |name| header(h, name).and_then(parse_go_duration).map(|d| now_ms.saturating_add(clamp_delay(d)));
     let rfc_reset = |name| header(h, name).and_then(parse_rfc3339_ms).map(|at| clamp_at(at, now_ms));
     let delta_or_epoch = |name| header(h, name).and_then(|v| parse_seconds_or_epoch(v, now_ms)).map(|at| clamp_at(at, now_ms));

@@ -459,7 +459,14 @@ fn wire_request(config: &ValidConfig, req: &Request, url: &str, key: &ApiKey, ca
         Some(param) => with_query(url, &[(param.clone(), key.expose().to_owned())], Some(param)),
         None => {
             let text = match &config.auth_scheme {
-                Some(scheme) => format!("{scheme} {}", key.expose()),
+                // Joined by hand: `format!` costs several times the copy (every request builds one).
+                Some(scheme) => {
+                    let mut text = String::with_capacity(scheme.len() + 1 + key.expose().len());
+                    text.push_str(scheme);
+                    text.push(' ');
+                    text.push_str(key.expose());
+                    text
+                }
                 None => key.expose().to_owned(),
             };
             let mut value =

@@ -91,11 +91,13 @@ impl WasmPool {
         let headers = self.header_map(headers.as_deref().unwrap_or_default()).map_err(|e| pool_error(&e))?;
         let req =
             build_request(method, path, headers, query.as_deref().unwrap_or_default(), overrides, has_body).map_err(|e| pool_error(&e))?;
-        let call = Call::start(&self.shared.borrow(), req, now()).map_err(|e| pool_error(&e))?;
+        // One clock reading for the whole crossing (each is a call out to JS).
+        let now = now();
+        let call = Call::start(&self.shared.borrow(), req, now).map_err(|e| pool_error(&e))?;
         let task = self.next_task.get().wrapping_add(1);
         self.next_task.set(task);
         self.tasks.borrow_mut().insert(task, Task { call, timer_at: None });
-        Ok(self.advance(task, |_, _, _| ()))
+        Ok(self.advance_at(task, now, |_, _, _| ()))
     }
 
     /// The header pairs `text` (JSON, `""` for none), checked; the last ones are kept.
@@ -154,7 +156,11 @@ impl WasmPool {
     /// Feeds task `task` one input, then encodes what the machine does next. A report for a
     /// task that is gone (finished, cancelled) is ignored: its step is empty.
     fn advance(&self, task: u32, input: impl FnOnce(&mut Call, &mut Shared<Rng>, u64)) -> String {
-        let now = now();
+        self.advance_at(task, now(), input)
+    }
+
+    /// [`Self::advance`] at `now`.
+    fn advance_at(&self, task: u32, now: u64, input: impl FnOnce(&mut Call, &mut Shared<Rng>, u64)) -> String {
         let mut step = Step::new(task);
         let events = {
             let mut tasks = self.tasks.borrow_mut();

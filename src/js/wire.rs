@@ -162,19 +162,25 @@ impl Step {
                 // joined as fetch joins them: JSON.parse builds it (a `__proto__` name is an
                 // own property there, never the prototype).
                 self.out.extend_from_slice(b",{");
-                for (i, name) in request.headers.keys().enumerate() {
-                    if i > 0 {
+                // One walk of the map: a repeated name's values come one after another.
+                let mut entries = request.headers.iter().peekable();
+                let mut first = true;
+                while let Some((name, value)) = entries.next() {
+                    if !first {
                         self.out.push(b',');
                     }
+                    first = false;
                     self.string(name.as_str());
                     self.out.push(b':');
-                    let mut values = request.headers.get_all(name).iter();
-                    match (values.next(), values.next()) {
-                        (Some(only), None) => self.value(only),
-                        _ => {
-                            let joined: Vec<String> = request.headers.get_all(name).iter().map(text_of).collect();
-                            self.string(&joined.join(", "));
+                    if entries.peek().is_some_and(|(next, _)| *next == name) {
+                        let mut joined = text_of(value);
+                        while let Some((_, more)) = entries.next_if(|(next, _)| *next == name) {
+                            joined.push_str(", ");
+                            joined.push_str(&text_of(more));
                         }
+                        self.string(&joined);
+                    } else {
+                        self.value(value);
                     }
                 }
                 self.out.extend_from_slice(b"}]");
