@@ -55,7 +55,7 @@ fn drain(call: &mut Call, s: &mut Shared<LowRng>, now: u64) -> Vec<Did> {
     let mut out = Vec::new();
     while let Some(action) = call.poll(s, now) {
         out.push(match action {
-            Action::Send { attempt, request } => Did::Send(attempt, key_of(&request)),
+            Action::Send { attempt, request, .. } => Did::Send(attempt, key_of(&request)),
             Action::Peek { attempt, .. } => Did::Peek(attempt),
             Action::Discard { attempt } => Did::Discard(attempt),
             Action::Done(r) => Did::Done(r),

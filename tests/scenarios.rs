@@ -472,7 +472,7 @@ fn run(pool: &mut Pool, provider: &mut Provider, now: &mut u64, requests: Vec<Re
             deliver(shared.take_events());
             *seq += 1;
             match action {
-                Action::Send { attempt, request } => match provider.receive(&request, now) {
+                Action::Send { attempt, request, .. } => match provider.receive(&request, now) {
                     Reply::Answer { answer, delay_ms } => queue.push((now + delay_ms, *seq, Due::Response { flight: i, attempt, answer })),
                     Reply::Drop => queue.push((now, *seq, Due::Failure { flight: i, attempt })),
                     Reply::Hang => {}

@@ -5,14 +5,14 @@
 // yields the next step. Responses, request bodies and abort signals never enter wasm.
 
 /** The wire version this driver speaks (src/js/wire.rs `VERSION`). */
-const VERSION = 2;
+const VERSION = 3;
 let W; // the wire's constants, read once from the wasm
 
 /** Reads the wire's constants from the loaded wasm; refuses a wasm of another wire version. */
 export function useWire(WasmPool) {
   const w = JSON.parse(WasmPool.wire());
   if (w.version !== VERSION) throw new Error(`poolswitch-wasm: the wasm speaks wire version ${w.version}, this wrapper ${VERSION}`);
-  W = { ...w.op, connect: w.failure.connect, ambiguous: w.failure.ambiguous, limitHeaders: w.limitHeaders, limitIndex: new Map(w.limitHeaders.map((name, i) => [name, i])) };
+  W = { ...w.op, connect: w.failure.connect, ambiguous: w.failure.ambiguous, limitHeaders: w.limitHeaders, success: w.success, limitIndex: new Map(w.limitHeaders.map((name, i) => [name, i])) };
 }
 
 /** `[name, value, …]` pairs as the wire carries them: JSON, or undefined for none (no string crosses). */
@@ -171,6 +171,7 @@ const NO_ATTEMPTS = Object.freeze([]);
 class Attempt {
   constructor(n) {
     this.n = n;
+    this.keyId = undefined; // the key it went out with (its SEND record's)
     this.abort = undefined; // its own AbortController, when the machine may end it
     this.reply = undefined;
     this.reader = undefined; // a peek's reader over a fetch Response clone
@@ -279,12 +280,8 @@ class Task {
         if (this.timer !== undefined) clearTimeout(this.timer);
         this.timer = r[1] < 0 ? undefined : setTimeout(fireTimer, r[1], this);
         return;
-      case W.done: {
-        const a = this.find(r[1]);
-        this.end(a);
-        this.resolve({ response: a && a.reply && a.reply.response, keyId: r[2], attempts: r[3], outcome: r[4], retryAt: r[5] ?? undefined, pool: this.pool });
-        return;
-      }
+      case W.done:
+        return this.done(this.find(r[1]), r[2], r[3], r[4], r[5] ?? undefined);
       case W.fail:
         this.end(undefined);
         this.fail({ kind: r[1], message: r[2], keyId: r[3] ?? undefined, retryAt: r[4] ?? undefined, afterMs: r[5] ?? undefined });
@@ -292,8 +289,14 @@ class Task {
     }
   }
 
+  done(a, keyId, attempts, outcome, retryAt) {
+    this.end(a);
+    this.resolve({ response: a && a.reply && a.reply.response, keyId, attempts, outcome, retryAt, pool: this.pool });
+  }
+
   send(r) {
     const a = new Attempt(r[1]);
+    a.keyId = r[6];
     const headers = r[5]; // a fresh record from JSON.parse: the transport may change it
     const ctx = this.ctx;
     let signal = ctx.signal;
@@ -337,10 +340,18 @@ class Task {
       }
     } else {
       a.reply = reply;
+      let attempts;
       try {
-        text = this.pool.sent(this.id, a.n, reply.status, limitLines(reply));
+        attempts = this.pool.sent(this.id, a.n, reply.status, limitLines(reply));
+        // 0: a step to carry out; else the call ended as a plain success on this attempt.
+        if (attempts === 0) text = this.pool.takeStep();
       } catch (err) {
         return this.crash(err);
+      }
+      if (attempts !== 0) {
+        // A listener run during the crossing may have ended the task (an abort).
+        if (!this.finished) this.done(a, a.keyId, attempts, W.success, undefined);
+        return;
       }
     }
     this.report(text);

@@ -142,7 +142,7 @@ impl<T: Transport, C: Clock, S: Sleeper, R: Rng> PoolClient<T, C, S, R> {
             let mut peeking: Option<(u32, usize)> = None;
             while let Some(action) = self.with_shared(|s, now| run.call.poll(s, now)) {
                 match action {
-                    Action::Send { attempt, request } => sending = Some((attempt, request)),
+                    Action::Send { attempt, request, .. } => sending = Some((attempt, request)),
                     Action::Peek { attempt, limit } => peeking = Some((attempt, limit)),
                     Action::Discard { attempt } => responses.retain(|(a, _)| *a != attempt),
                     Action::Done(result) => return answer(result?, responses),

@@ -41,7 +41,8 @@ pub enum Action {
     /// Send `request` as attempt `attempt`; report its end with [`Call::handle_response`] or
     /// [`Call::handle_failure`]. When `request.cancellable` is set the machine may end the
     /// attempt before it completes (a timeout applies), so the host must be able to abort it.
-    Send { attempt: u32, request: HttpRequest },
+    /// `key_id` names the key it goes out with (the [`Finished::key_id`] if it is the answer).
+    Send { attempt: u32, key_id: String, request: HttpRequest },
     /// Read up to `limit` bytes of the body of attempt `attempt` (an error answer), leaving the
     /// body readable in full; report with [`Call::handle_peeked`].
     Peek { attempt: u32, limit: usize },
@@ -333,8 +334,8 @@ impl Call {
         if shared.listening() {
             shared.push_events([PoolEvent::Request { key_id: key_id.clone(), attempt: number, method: self.req.method.to_string() }]);
         }
+        self.actions.push_back(Action::Send { attempt: number, key_id: key_id.clone(), request });
         self.phase = Phase::Sent(Attempt { number, slot, key_id, started: now, ends_at });
-        self.actions.push_back(Action::Send { attempt: number, request });
         true
     }
 

@@ -50,6 +50,8 @@ pub struct WasmPool {
     /// The last header pairs a request crossed with, checked: callers send the same headers
     /// call after call (a content type, an SDK's own), which need not be parsed again.
     last_headers: RefCell<Option<(String, HeaderMap)>>,
+    /// The step `sent` wrote when it had more to say than a plain success, until `takeStep`.
+    step: RefCell<String>,
 }
 
 #[wasm_bindgen]
@@ -64,6 +66,7 @@ impl WasmPool {
             tasks: RefCell::new(HashMap::new()),
             next_task: Cell::new(0),
             last_headers: RefCell::new(None),
+            step: RefCell::new(String::new()),
         })
     }
 
@@ -97,7 +100,7 @@ impl WasmPool {
         let task = self.next_task.get().wrapping_add(1);
         self.next_task.set(task);
         self.tasks.borrow_mut().insert(task, Task { call, timer_at: None });
-        Ok(self.advance_at(task, now, |_, _, _| ()))
+        Ok(self.advance_at(task, now, None, |_, _, _| ()).into_text())
     }
 
     /// The header pairs `text` (JSON, `""` for none), checked; the last ones are kept.
@@ -114,13 +117,28 @@ impl WasmPool {
         Ok(map)
     }
 
-    /// Reports that attempt `attempt` of `task` answered with `status`; `limits` is the JSON
-    /// pairs of its rate-limit headers (`undefined` or `""` for none). Returns the next step.
-    pub fn sent(&self, task: u32, attempt: u32, status: u16, limits: Option<String>) -> String {
+    /// Reports that attempt `attempt` of `task` answered with `status`; `limits` is its
+    /// rate-limit headers as [`wire::limit_headers`] reads them (`undefined` or `""` for none).
+    /// Returns the call's attempt count when this answer ends it as a plain success on this
+    /// attempt, else 0: the next step is then [`Self::take_step`]'s (see the wire's header).
+    pub fn sent(&self, task: u32, attempt: u32, status: u16, limits: Option<String>) -> u32 {
         let headers = wire::limit_headers(limits.as_deref().unwrap_or_default());
-        self.advance(task, |call, shared, now| {
+        let answer = self.advance_at(task, now(), Some(attempt), |call, shared, now| {
             call.handle_response(shared, attempt, now, status, &headers);
-        })
+        });
+        match answer {
+            Answer::Plain(attempts) => attempts,
+            Answer::Step(text) => {
+                *self.step.borrow_mut() = text;
+                0
+            }
+        }
+    }
+
+    /// The step the last `sent` that returned 0 wrote.
+    #[wasm_bindgen(js_name = takeStep)]
+    pub fn take_step(&self) -> String {
+        std::mem::take(&mut *self.step.borrow_mut())
     }
 
     /// Reports that attempt `attempt` got no response; `failure` is a wire failure code.
@@ -156,19 +174,38 @@ impl WasmPool {
     /// Feeds task `task` one input, then encodes what the machine does next. A report for a
     /// task that is gone (finished, cancelled) is ignored: its step is empty.
     fn advance(&self, task: u32, input: impl FnOnce(&mut Call, &mut Shared<Rng>, u64)) -> String {
-        self.advance_at(task, now(), input)
+        self.advance_at(task, now(), None, input).into_text()
     }
 
-    /// [`Self::advance`] at `now`.
-    fn advance_at(&self, task: u32, now: u64, input: impl FnOnce(&mut Call, &mut Shared<Rng>, u64)) -> String {
+    /// [`Self::advance`] at `now`. With `plain_on`, a step that is only a plain success on that
+    /// attempt is not written ([`wire::plain_success`]).
+    fn advance_at(&self, task: u32, now: u64, plain_on: Option<u32>, input: impl FnOnce(&mut Call, &mut Shared<Rng>, u64)) -> Answer {
         let mut step = Step::new(task);
+        let mut plain = None;
         let events = {
             let mut tasks = self.tasks.borrow_mut();
-            let Some(t) = tasks.get_mut(&task) else { return step.finish() };
+            let Some(t) = tasks.get_mut(&task) else { return Answer::Step(step.finish()) };
             let mut shared = self.shared.borrow_mut();
             input(&mut t.call, &mut shared, now);
-            while let Some(action) = t.call.poll(&mut shared, now) {
-                step.action(&action);
+            match plain_on {
+                None => {
+                    while let Some(action) = t.call.poll(&mut shared, now) {
+                        step.action(&action);
+                    }
+                }
+                Some(attempt) => {
+                    // Held until it is known whether the step is a plain success after all.
+                    let mut actions = Vec::new();
+                    while let Some(action) = t.call.poll(&mut shared, now) {
+                        actions.push(action);
+                    }
+                    plain = wire::plain_success(&actions, attempt).filter(|_| t.call.is_done());
+                    if plain.is_none() {
+                        for action in &actions {
+                            step.action(action);
+                        }
+                    }
+                }
             }
             if t.call.is_done() {
                 tasks.remove(&task);
@@ -184,7 +221,10 @@ impl WasmPool {
         // With everything released: a listener may call back in, even cancel this task (then
         // the driver has ended it and ignores the step).
         deliver(events);
-        step.finish()
+        match plain {
+            Some(attempts) => Answer::Plain(attempts),
+            None => Answer::Step(step.finish()),
+        }
     }
 
     /// Per-key and pool status.
@@ -255,6 +295,24 @@ impl WasmPool {
         let s: PoolSnapshot = from_js(snapshot).map_err(|e| config_error(&e.within("snapshot")))?;
         self.with_shared(|shared, now| shared.merge_state(&s, now));
         Ok(())
+    }
+}
+
+/// What a report into a task answers.
+enum Answer {
+    /// The call ended as a plain success; its attempt count.
+    Plain(u32),
+    /// The next step, as the wire writes it.
+    Step(String),
+}
+
+impl Answer {
+    fn into_text(self) -> String {
+        match self {
+            Answer::Step(text) => text,
+            // Never: only `sent` asks for the short form (`plain_on`).
+            Answer::Plain(_) => String::new(),
+        }
     }
 }
 

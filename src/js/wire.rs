@@ -6,7 +6,7 @@
 //!
 //! | record                                                     | the driver must                              |
 //! |------------------------------------------------------------|----------------------------------------------|
-//! | `[SEND, attempt, method, url, cancellable, {name: value, …}]` | send (the body is the caller's, kept in JS) |
+//! | `[SEND, attempt, method, url, cancellable, {name: value, …}, keyId]` | send (the body is the caller's, kept in JS) |
 //! | `[PEEK, attempt, limit]`                                   | read up to `limit` bytes of that error body   |
 //! | `[DISCARD, attempt]`                                       | abort it, stop reading, release its response  |
 //! | `[TIMER, ms]`                                              | (re)set the task's one timer; `-1` clears it  |
@@ -19,14 +19,21 @@
 //! rate-limit headers as lines of index and value ([`limit_headers`]). JSON carries every string a
 //! caller may legally send, so no value is refused for the encoding's sake, and `JSON.parse`
 //! is among the fastest things V8 does. [`constants`] gives JS every number above, once.
+//!
+//! The common answer skips the step: when `sent` ends the call with a plain success on the
+//! attempt it reports (the step would be `[DONE, attempt, keyId, attempts, "success", null]`,
+//! after DISCARDs of earlier attempts at most, which the end of a call releases anyway),
+//! `sent` returns `attempts` (≥ 1) instead, and the driver resolves with the key id its SEND
+//! record carried. Otherwise it returns 0 and the step is taken with `takeStep()`. No string
+//! crosses and nothing is parsed for a request that succeeds.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::core::limits::LIMIT_HEADERS;
-use crate::core::{Action, FailureKind, Finished, PoolError};
+use crate::core::{Action, FailureKind, Finished, Outcome, PoolError};
 
 /// Bumped whenever a record's layout changes; the driver refuses a wasm of another version.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Op codes: the first element of every record.
 pub mod op {
@@ -62,8 +69,22 @@ pub fn constants() -> String {
         "op": { "send": op::SEND, "peek": op::PEEK, "discard": op::DISCARD, "timer": op::TIMER, "done": op::DONE, "fail": op::FAIL },
         "failure": { "connect": failure::CONNECT, "ambiguous": failure::AMBIGUOUS },
         "limitHeaders": LIMIT_HEADERS,
+        "success": Outcome::Success.as_str(),
     })
     .to_string()
+}
+
+/// What `sent` returns instead of a step when `actions` end the call with a plain success on
+/// `attempt` (see the module's header): the call's attempt count.
+pub fn plain_success(actions: &[Action], attempt: u32) -> Option<u32> {
+    let (last, before) = actions.split_last()?;
+    if !before.iter().all(|a| matches!(a, Action::Discard { .. })) {
+        return None;
+    }
+    match last {
+        Action::Done(Ok(d)) if d.attempt == attempt && d.outcome == Outcome::Success && d.retry_at_ms.is_none() => Some(d.attempts.max(1)),
+        _ => None,
+    }
 }
 
 /// A header value as text: values came from UTF-8 text (the caller's, the config's, the key's).
@@ -150,7 +171,7 @@ impl Step {
 
     pub fn action(&mut self, action: &Action) {
         match action {
-            Action::Send { attempt, request } => {
+            Action::Send { attempt, key_id, request } => {
                 self.record(op::SEND);
                 self.num(u64::from(*attempt));
                 self.out.push(b',');
@@ -183,7 +204,9 @@ impl Step {
                         self.value(value);
                     }
                 }
-                self.out.extend_from_slice(b"}]");
+                self.out.extend_from_slice(b"},");
+                self.string(key_id);
+                self.out.push(b']');
             }
             Action::Peek { attempt, limit } => {
                 self.record(op::PEEK);
@@ -334,7 +357,7 @@ mod tests {
             retry_at_ms: Some(1_717_200_030_000),
         };
         let actions = [
-            Action::Send { attempt: 2, request },
+            Action::Send { attempt: 2, key_id: AWKWARD.to_owned(), request },
             Action::Peek { attempt: 2, limit: 65_536 },
             Action::Discard { attempt: 1 },
             Action::Done(Ok(done)),
@@ -344,13 +367,31 @@ mod tests {
             v,
             json!([
                 7,
-                [op::SEND, 2, "PATCH", url, 1, { "x-note": format!("{HEADER_AWKWARD}, two"), "authorization": "Bearer sk-test" }],
+                [op::SEND, 2, "PATCH", url, 1, { "x-note": format!("{HEADER_AWKWARD}, two"), "authorization": "Bearer sk-test" }, AWKWARD],
                 [op::PEEK, 2, 65_536],
                 [op::DISCARD, 1],
                 [op::DONE, 3, AWKWARD, 3, "rate_limited", 1_717_200_030_000u64],
                 [op::TIMER, 1_500]
             ])
         );
+    }
+
+    #[test]
+    fn only_a_plain_success_on_the_reported_attempt_skips_the_step() {
+        let done =
+            |attempt, outcome, retry_at_ms| Action::Done(Ok(Finished { attempt, key_id: "k".into(), attempts: 2, outcome, retry_at_ms }));
+        assert_eq!(plain_success(&[done(2, Outcome::Success, None)], 2), Some(2));
+        // Earlier attempts' discards may come first: the end of the call releases them.
+        assert_eq!(plain_success(&[Action::Discard { attempt: 1 }, done(2, Outcome::Success, None)], 2), Some(2));
+        assert_eq!(plain_success(&[], 2), None);
+        assert_eq!(plain_success(&[done(1, Outcome::Success, None)], 2), None, "another attempt's answer");
+        assert_eq!(plain_success(&[done(2, Outcome::RateLimited, None)], 2), None);
+        assert_eq!(plain_success(&[done(2, Outcome::Success, Some(5))], 2), None);
+        assert_eq!(plain_success(&[Action::Discard { attempt: 2 }], 2), None);
+        assert_eq!(plain_success(&[Action::Peek { attempt: 1, limit: 1 }, done(2, Outcome::Success, None)], 2), None);
+        assert_eq!(plain_success(&[Action::Done(Err(PoolError::NoHealthyKeys { retry_at_ms: None }))], 2), None);
+        let c: Value = serde_json::from_str(&constants()).unwrap();
+        assert_eq!(c["success"], json!("success"));
     }
 
     #[test]

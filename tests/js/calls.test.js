@@ -47,6 +47,22 @@ test("a 429 whose body stalls ends with the attempt's timeout, frees the key and
   balanced(client);
 });
 
+test("a success names the key and attempt count of the attempt that answered, on both transports", async () => {
+  // a: 429, b: quota (both fail over); c answers on the third attempt, whatever the order.
+  const k = await keys({ a: { script: ["rate_limit:60000", "rate_limit:60000"] }, b: { script: ["quota", "quota"] }, c: {} });
+  for (const transport of [{}, { fetch }]) {
+    const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.keys, ...transport });
+    const res = await client.fetch("/v1/chat/completions", { method: "POST", body: JSON.stringify(chat.json), headers: { "content-type": "application/json" } });
+    assert.equal(res.status, 200);
+    await res.text();
+    assert.deepEqual(res.poolswitch, { keyId: "c", attempts: 3, outcome: "success" });
+    const once = await client.fetch("/v1/models");
+    await once.text();
+    assert.deepEqual(once.poolswitch, { keyId: "c", attempts: 1, outcome: "success" }, "a and b are resting");
+    balanced(client);
+  }
+});
+
 test("deadlineMs bounds a wait for Retry-After: 30 (config and per request)", async () => {
   const k = await keys({ a: { script: ["anthropic_rate_limit:30", "anthropic_rate_limit:30"] } });
   const client = new PoolSwitchClient({ upstreamBaseUrl: mock.url, keys: k.keys, deadlineMs: 2_000 });
