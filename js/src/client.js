@@ -293,22 +293,32 @@ function configValue(config, camel, snake) {
 let dispatchRaw; // set by PoolSwitchClient's static block
 let streamBrokeRaw;
 let callError; // likewise: a call's rejection as its caller sees it
+let callAnswer; // and request()'s reading of an answer
 
 // What the request driver (task.js) holds of one call besides the pool: how to send, the body,
 // the signal, the host's error of a failed attempt, and how its rejection is worded. A class,
 // not a closure: the driver calls `error` only when the call fails.
 class CallContext {
-  constructor(client, transport, body, signal, builtOn) {
+  constructor(client, transport, body, signal, builtOn, method, opts, started) {
     this.client = client;
     this.transport = transport;
     this.body = body;
     this.signal = signal;
     this.builtOn = builtOn;
     this.failure = undefined;
+    // request() with no stream: the call's answer is read and settled here (see #answer),
+    // with no promise layer of request()'s own; `started` is its start time, else undefined.
+    this.method = method;
+    this.opts = opts;
+    this.started = started;
   }
 
   error(e) {
     return callError(this.client, e, this);
+  }
+
+  answer(reply, resolve, reject) {
+    callAnswer(this.client, reply, this, resolve, reject);
   }
 }
 
@@ -333,6 +343,7 @@ export class PoolSwitchClient {
 
   static {
     callError = (client, e, ctx) => client.#callError(e, ctx);
+    callAnswer = (client, reply, ctx, resolve, reject) => client.#answer(reply, ctx, resolve, reject);
     // #dispatch throws a request refused before anything is sent: a rejection here, as from request().
     dispatchRaw = (client, method, url, opts) => {
       try {
@@ -498,7 +509,7 @@ export class PoolSwitchClient {
   // Sends through the pool; the reply's `response` is the transport's own (undici's reply in
   // Node), `pool` the request's pool view. See #respond for a standard Response. Throws (not
   // rejects) for a request refused before anything is sent; callers are async.
-  #dispatch(method, path, opts) {
+  #dispatch(method, path, opts, started) {
     if (typeof method !== "string") throw invalidRequest("must be a string", "method");
     if (typeof path !== "string") throw invalidRequest("must be a string", "path");
     const upper = method.toUpperCase();
@@ -517,7 +528,7 @@ export class PoolSwitchClient {
       if (isOneShot(body)) {
         headers = [...headers]; // replayableBody may add the form's content type
         return replayableBody(body, headers).then(
-          (bytes) => this.#run(method, path, opts, headers, bytes, signal),
+          (bytes) => this.#run(method, path, opts, headers, bytes, signal, started),
           (e) => {
             throw e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
           },
@@ -526,10 +537,10 @@ export class PoolSwitchClient {
     } catch (e) {
       throw e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
     }
-    return this.#run(method, path, opts, headers, body, signal);
+    return this.#run(method, path, opts, headers, body, signal, started);
   }
 
-  #run(method, path, opts, headers, body, signal) {
+  #run(method, path, opts, headers, body, signal, started) {
     if (signal) signal.throwIfAborted();
     let first;
     let pool;
@@ -540,7 +551,7 @@ export class PoolSwitchClient {
     } catch (e) {
       throw this.#error(e);
     }
-    return runTask(pool, first, new CallContext(this, this.#transport, body, signal, this.#generation));
+    return runTask(pool, first, new CallContext(this, this.#transport, body, signal, this.#generation, method, opts, started));
   }
 
   // A call's rejection as the caller sees it: the signal's own reason for an abort, else a
@@ -574,45 +585,78 @@ export class PoolSwitchClient {
    * Sends a request through the pool. A 2xx answer resolves to parsed JSON (text otherwise,
    * or the `Response` itself with `stream: true`); anything else rejects with PoolSwitchError.
    */
-  async request(method, path, opts) {
+  request(method, path, opts) {
     // Parsed answers are read here, so only a handed-over stream needs the monitor.
     const stream = Boolean(opts && opts.stream);
     const started = Date.now();
+    if (stream) return this.#requestStream(method, path, opts, started);
+    // Not async: the task's own promise settles with the answer (#answer), no layer of ours.
+    try {
+      return this.#dispatch(method, path, opts, started);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  async #requestStream(method, path, opts, started) {
     const reply = await this.#dispatch(method, path, opts);
+    if (reply.response.status >= 200 && reply.response.status < 300) return this.#respond(reply, true, opts.signal);
+    throw await this.#upstreamError(reply, opts, started);
+  }
+
+  // request()'s answer to a reply, settling the call: a 2xx body read and parsed, else the
+  // upstream's error.
+  #answer(reply, { method, opts, started }, resolve, reject) {
     const transport = this.#transport;
     const raw = reply.response;
-    if (raw.status >= 200 && raw.status < 300) {
-      if (stream) return this.#respond(reply, true, opts.signal);
-      if (raw.status === 204 || method.toUpperCase() === "HEAD") {
-        transport.discard(raw);
-        return null;
-      }
-      // A 2xx body the pool reads itself: through the transport, no Response built.
-      let text;
-      const bodyMs = this.#bodyTimeout(opts, started);
-      try {
-        text = await transport.text(raw, bodyMs);
-      } catch (e) {
-        if (opts.signal?.aborted) throw opts.signal.reason;
-        this.#streamBroke(reply.keyId, reply.pool);
-        const stalled = e instanceof BodyStalled;
-        const what = stalled ? `did not arrive within ${bodyMs} ms` : `broke off: ${e && e.message}`;
-        throw new PoolSwitchError(`the response body from key ${reply.keyId} ${what}`, {
-          kind: stalled ? "timeout" : "stream",
-          keyId: reply.keyId,
-          status: raw.status,
-          afterMs: stalled ? bodyMs : undefined,
-          cause: stalled ? undefined : safeCause(e, this.#secrets),
-        });
-      }
-      const data = parseJson(text, transport.header(raw, "content-type"));
-      return data !== undefined ? data : text;
+    if (!(raw.status >= 200 && raw.status < 300)) {
+      this.#upstreamError(reply, opts, started).then(reject, reject);
+      return;
     }
+    if (raw.status === 204 || method.toUpperCase() === "HEAD") {
+      transport.discard(raw);
+      resolve(null);
+      return;
+    }
+    // A 2xx body the pool reads itself: through the transport, no Response built.
+    const bodyMs = this.#bodyTimeout(opts, started);
+    let read;
+    try {
+      read = transport.text(raw, bodyMs);
+    } catch (e) {
+      read = Promise.reject(e);
+    }
+    read.then(
+      (text) => {
+        const data = parseJson(text, transport.header(raw, "content-type"));
+        resolve(data !== undefined ? data : text);
+      },
+      (e) => reject(this.#bodyBroke(e, reply, opts, bodyMs)),
+    );
+  }
+
+  // A 2xx body that could not be read: the abort's reason, else a stall or a break.
+  #bodyBroke(e, reply, opts, bodyMs) {
+    if (opts && opts.signal?.aborted) return opts.signal.reason;
+    this.#streamBroke(reply.keyId, reply.pool);
+    const stalled = e instanceof BodyStalled;
+    const what = stalled ? `did not arrive within ${bodyMs} ms` : `broke off: ${e && e.message}`;
+    return new PoolSwitchError(`the response body from key ${reply.keyId} ${what}`, {
+      kind: stalled ? "timeout" : "stream",
+      keyId: reply.keyId,
+      status: reply.response.status,
+      afterMs: stalled ? bodyMs : undefined,
+      cause: stalled ? undefined : safeCause(e, this.#secrets),
+    });
+  }
+
+  // The upstream's error answer as the PoolSwitchError request() rejects with.
+  async #upstreamError(reply, opts, started) {
     const response = this.#respond(reply, false);
     const { text, data, bodyProblem } = await readPayload(response, this.#bodyTimeout(opts, started));
     const detail = bodyProblem ?? providerMessage(data);
     const message = `upstream answered ${response.status} (${reply.outcome}) on key ${reply.keyId} after ${reply.attempts} attempt${reply.attempts === 1 ? "" : "s"}${detail ? `: ${detail}` : ""}`;
-    throw new PoolSwitchError(scrub(message, this.#secrets), {
+    return new PoolSwitchError(scrub(message, this.#secrets), {
       kind: "upstream",
       status: response.status,
       reason: reply.outcome,

@@ -291,7 +291,13 @@ class Task {
 
   done(a, keyId, attempts, outcome, retryAt) {
     this.end(a);
-    this.resolve({ response: a && a.reply && a.reply.response, keyId, attempts, outcome, retryAt, pool: this.pool });
+    const reply = { response: a && a.reply && a.reply.response, keyId, attempts, outcome, retryAt, pool: this.pool };
+    if (this.ctx.started === undefined) return this.resolve(reply);
+    try {
+      this.ctx.answer(reply, this.resolve, this.reject);
+    } catch (e) {
+      this.reject(e);
+    }
   }
 
   send(r) {
@@ -395,7 +401,8 @@ class Task {
  * Runs a task to its end from its first step (`pool.start`'s answer). `ctx`: `{ transport,
  * body, signal, failure, error(e) }` (`transport.start(method, url, headers, body, signal,
  * done)` calls `done(error, reply)` once; `failure` is set to the host's error of an attempt
- * that got no answer). Resolves to `{ response, keyId, attempts, outcome, retryAt, pool }`;
+ * that got no answer). Resolves to `{ response, keyId, attempts, outcome, retryAt, pool }`, or
+ * when `ctx.started` is set, to what `ctx.answer(reply, resolve, reject)` settles the call with;
  * rejects with `ctx.error(e)` of the core's error object, or of the signal's reason when the
  * caller aborts.
  */
