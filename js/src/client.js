@@ -530,14 +530,19 @@ export class PoolSwitchClient {
         return replayableBody(body, headers).then(
           (bytes) => this.#run(method, path, opts, headers, bytes, signal, started),
           (e) => {
-            throw e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
+            throw this.#refused(e);
           },
         );
       }
     } catch (e) {
-      throw e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
+      throw this.#refused(e);
     }
     return this.#run(method, path, opts, headers, body, signal, started);
+  }
+
+  // A request's options that could not be read (headers, signal, body) as the error it is refused with.
+  #refused(e) {
+    return e instanceof PoolSwitchError ? e : invalidRequest(scrub(e.message, this.#secrets));
   }
 
   #run(method, path, opts, headers, body, signal, started) {
