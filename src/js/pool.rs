@@ -181,30 +181,17 @@ impl WasmPool {
     /// attempt is not written ([`wire::plain_success`]).
     fn advance_at(&self, task: u32, now: u64, plain_on: Option<u32>, input: impl FnOnce(&mut Call, &mut Shared<Rng>, u64)) -> Answer {
         let mut step = Step::new(task);
-        let mut plain = None;
-        let events = {
+        let (plain, events) = {
             let mut tasks = self.tasks.borrow_mut();
             let Some(t) = tasks.get_mut(&task) else { return Answer::Step(step.finish()) };
             let mut shared = self.shared.borrow_mut();
             input(&mut t.call, &mut shared, now);
-            match plain_on {
-                None => {
-                    while let Some(action) = t.call.poll(&mut shared, now) {
-                        step.action(&action);
-                    }
-                }
-                Some(attempt) => {
-                    // Held until it is known whether the step is a plain success after all.
-                    let mut actions = Vec::new();
-                    while let Some(action) = t.call.poll(&mut shared, now) {
-                        actions.push(action);
-                    }
-                    plain = wire::plain_success(&actions, attempt).filter(|_| t.call.is_done());
-                    if plain.is_none() {
-                        for action in &actions {
-                            step.action(action);
-                        }
-                    }
+            // Held until it is known whether the step is a plain success after all.
+            let actions: Vec<_> = std::iter::from_fn(|| t.call.poll(&mut shared, now)).collect();
+            let plain = plain_on.and_then(|attempt| wire::plain_success(&actions, attempt)).filter(|_| t.call.is_done());
+            if plain.is_none() {
+                for action in &actions {
+                    step.action(action);
                 }
             }
             if t.call.is_done() {
@@ -216,7 +203,7 @@ impl WasmPool {
                     step.timer(want.map_or(Timer::Clear, |at| Timer::Set(at.saturating_sub(now))));
                 }
             }
-            shared.take_events()
+            (plain, shared.take_events())
         };
         // With everything released: a listener may call back in, even cancel this task (then
         // the driver has ended it and ignores the step).
