@@ -3,11 +3,18 @@
 // answering with undici's own body stream), each answering on the next macrotask as a socket
 // would. Prints JSON: CPU µs per request (process.cpuUsage, so GC threads count) and bytes
 // allocated per request (the inspector's sampling heap profiler, collected objects included),
-// for a bare call of each + json() and for client.post through the pool on each.
-// Usage: node bench/wrapper-cost.mjs
+// for a bare call of each + json() and for client.post through the pool on each. The pool's own
+// cost is the median over rounds of (pool − bare) measured in the same round: rounds are
+// interleaved, so a slow stretch of the machine moves both sides of a difference.
+// Usage: node bench/wrapper-cost.mjs [package dir, default pkg] (WRAPPER_ROUNDS, default 11)
 import inspector from "node:inspector/promises";
 import { createRequire } from "node:module";
-import { PoolSwitchClient } from "../pkg/esm/node.js";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const pkgDir = resolve(process.argv[2] ?? new URL("../pkg", import.meta.url).pathname);
+const { PoolSwitchClient } = await import(pathToFileURL(`${pkgDir}/esm/node.js`).href);
+const ROUNDS = Number(process.env.WRAPPER_ROUNDS ?? 11);
 
 // undici's response body class, as its dispatcher hands it over.
 const { Readable: BodyReadable } = createRequire(import.meta.url)("undici/lib/api/readable.js");
@@ -71,10 +78,15 @@ async function allocated(call, n) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 for (const call of Object.values(calls)) await run(call, 5000); // warm-up: JIT, lazy wasm compilation
 const rounds = Object.fromEntries(Object.keys(calls).map((name) => [name, []]));
-for (let i = 0; i < 5; i++) for (const [name, call] of Object.entries(calls)) rounds[name].push(await cpu(call, 10000)); // interleaved
-const out = { cpuUs: {}, bytes: {} };
+for (let i = 0; i < ROUNDS; i++) for (const [name, call] of Object.entries(calls)) rounds[name].push(await cpu(call, 10000)); // interleaved
+const out = { rounds: ROUNDS, cpuUs: {}, bytes: {}, addedUs: {} };
 for (const [name, call] of Object.entries(calls)) {
   out.cpuUs[name] = median(rounds[name]);
-  out.bytes[name] = await allocated(call, 5000);
+  out.bytes[name] = await allocated(call, 20000);
+}
+// What the pool adds on each transport: per-round differences, their median and range.
+for (const [transport, pool, bare] of [["undici", "poolUndici", "bareUndici"], ["fetch", "pool", "bare"]]) {
+  const diffs = rounds[pool].map((p, i) => p - rounds[bare][i]);
+  out.addedUs[transport] = { median: median(diffs), min: Math.min(...diffs), max: Math.max(...diffs) };
 }
 console.log(JSON.stringify(out));
