@@ -6,14 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=pkg
 
-cargo build --locked --profile wasm-size --target wasm32-unknown-unknown
+cargo build --locked --profile wasm-speed --target wasm32-unknown-unknown
 rm -rf "$out" && mkdir -p "$out"/{wasm,esm,cjs,component}
 # --experimental-reset-state-function: `__wbg_reset_state`, with which the wrapper replaces an
 # instance that trapped (see js/src/client.js) and which makes objects of the old one refuse use.
 wasm-bindgen --target web --out-dir "$out/wasm" --out-name poolswitch --no-typescript --experimental-reset-state-function \
-  target/wasm32-unknown-unknown/wasm-size/poolswitch.wasm
-# The features rustc enables by default for wasm32; wasm-opt must know them to keep them.
-npx --no-install wasm-opt -Oz \
+  target/wasm32-unknown-unknown/wasm-speed/poolswitch.wasm
+# The features rustc enables by default for wasm32; wasm-opt must know them to keep them. -O3
+# as the profile (Cargo.toml): the pool's wasm is built for speed, the gateway's below for size.
+npx --no-install wasm-opt -O3 \
   --enable-bulk-memory --enable-mutable-globals --enable-nontrapping-float-to-int \
   --enable-sign-ext --enable-reference-types --enable-multivalue \
   "$out/wasm/poolswitch_bg.wasm" -o "$out/wasm/poolswitch_bg.wasm"
