@@ -11,10 +11,21 @@ async function load(dir) {
   const wasm = path.resolve(dir, "pkg/wasm");
   const m = await import(pathToFileURL(path.join(wasm, "poolswitch.js")).href);
   m.initSync({ module: fs.readFileSync(path.join(wasm, "poolswitch_bg.wasm")) });
-  // The wire's own index of the limit headers the line format names.
-  const names = JSON.parse(m.WasmPool.wire()).limitHeaders;
-  const limits = `${names.indexOf("x-ratelimit-remaining-requests")}\n100\n${names.indexOf("x-ratelimit-reset-requests")}\n1s`;
-  return { pool: new m.WasmPool({ upstreamBaseUrl: "http://127.0.0.1:9", keys: ["sk-a", "sk-b", "sk-c"], strategy: "quota_failover" }), limits };
+  // The wire's own index of the limit headers. Wire 4 reports each with limit(index, value)
+  // before sent(); earlier wires sent them as one string of index and value lines.
+  const wire = JSON.parse(m.WasmPool.wire());
+  const [a, b] = ["x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"].map((n) => wire.limitHeaders.indexOf(n));
+  const pool = new m.WasmPool({ upstreamBaseUrl: "http://127.0.0.1:9", keys: ["sk-a", "sk-b", "sk-c"], strategy: "quota_failover" });
+  const lines = `${a}\n100\n${b}\n1s`;
+  const sent =
+    wire.version >= 4
+      ? (task) => {
+          pool.limit(a, "100");
+          pool.limit(b, "1s");
+          return pool.sent(task, 1, 200);
+        }
+      : (task) => pool.sent(task, 1, 200, lines);
+  return { pool, sent };
 }
 
 const dirs = process.argv.slice(2);
@@ -22,11 +33,11 @@ if (dirs.length !== 2) throw new Error("usage: node bench/crossing-ab.mjs DIR_A 
 const builds = await Promise.all(dirs.map(load));
 const headers = JSON.stringify(["content-type", "application/json"]);
 
-function round({ pool, limits }, n) {
+function round({ pool, sent }, n) {
   const before = process.cpuUsage();
   for (let i = 0; i < n; i++) {
     const step = pool.start("POST", "/v1/chat/completions", headers, undefined, undefined, undefined, undefined, true);
-    pool.sent(JSON.parse(step)[0], 1, 200, limits);
+    sent(JSON.parse(step)[0]);
   }
   const used = process.cpuUsage(before);
   return (used.user + used.system) / n;

@@ -5,7 +5,7 @@
 // yields the next step. Responses, request bodies and abort signals never enter wasm.
 
 /** The wire version this driver speaks (src/js/wire.rs `VERSION`). */
-const VERSION = 3;
+const VERSION = 4;
 let W; // the wire's constants, read once from the wasm
 
 /** Reads the wire's constants from the loaded wasm; refuses a wasm of another wire version. */
@@ -142,27 +142,17 @@ function releaseReply(reply) {
   else cancelBody(reply && reply.response);
 }
 
-// A reply's rate-limit headers as the wire carries them: lines of the name's index in
-// limitHeaders and the value (undefined for none; a value with a line break, which HTTP
-// forbids, is left out). A reply that can list its headers (undici's record) is walked once;
-// otherwise each name is looked up (iterating a fetch Headers object allocates several KB per
-// response in Node).
-function limitLines(reply) {
-  if (typeof reply.limitLines === "function") return reply.limitLines(W.limitIndex);
-  let lines;
+// Reports a reply's rate-limit headers to the pool for the `sent` that follows, one
+// `limit(index, value)` each (index in the wire's limitHeaders): no string is built per
+// response. A reply that can list its headers (undici's record) is walked once; otherwise each
+// name is looked up (iterating a fetch Headers object allocates several KB per response in Node).
+function reportLimits(pool, reply) {
+  if (typeof reply.reportLimits === "function") return reply.reportLimits(pool, W.limitIndex);
   const names = W.limitHeaders;
   for (let i = 0; i < names.length; i++) {
     const value = reply.header(names[i]);
-    if (value === null || value === undefined) continue;
-    lines = limitLine(lines, i, String(value));
+    if (value !== null && value !== undefined) pool.limit(i, String(value));
   }
-  return lines;
-}
-
-/** `lines` with header `index`'s `value` added (see limitLines). */
-export function limitLine(lines, index, value) {
-  if (value.includes("\n")) return lines;
-  return lines === undefined ? `${index}\n${value}` : `${lines}\n${index}\n${value}`;
 }
 
 const NO_ATTEMPTS = Object.freeze([]);
@@ -311,7 +301,9 @@ class Task {
       a.abort = new AbortController();
       signal = signal ? AbortSignal.any([signal, a.abort.signal]) : a.abort.signal;
     }
-    this.attempts.push(a);
+    // A call has one attempt mostly: a one-element array, not an empty one grown on push.
+    if (this.attempts.length === 0) this.attempts = [a];
+    else this.attempts.push(a);
     // A transport that answers at once (a custom dispatcher) is heard after this step is
     // carried out: its later records (a timer) belong before the answer.
     let sync = true;
@@ -348,7 +340,8 @@ class Task {
       a.reply = reply;
       let attempts;
       try {
-        attempts = this.pool.sent(this.id, a.n, reply.status, limitLines(reply));
+        reportLimits(this.pool, reply);
+        attempts = this.pool.sent(this.id, a.n, reply.status);
         // 0: a step to carry out; else the call ended as a plain success on this attempt.
         if (attempts === 0) text = this.pool.takeStep();
       } catch (err) {

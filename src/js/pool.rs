@@ -52,6 +52,9 @@ pub struct WasmPool {
     last_headers: RefCell<Option<(String, HeaderMap)>>,
     /// The step `sent` wrote when it had more to say than a plain success, until `takeStep`.
     step: RefCell<String>,
+    /// The rate-limit headers `limit` reported for the next `sent`; kept empty, with its room,
+    /// between reports.
+    limits: RefCell<HeaderMap>,
 }
 
 #[wasm_bindgen]
@@ -67,6 +70,7 @@ impl WasmPool {
             next_task: Cell::new(0),
             last_headers: RefCell::new(None),
             step: RefCell::new(String::new()),
+            limits: RefCell::new(HeaderMap::new()),
         })
     }
 
@@ -117,15 +121,32 @@ impl WasmPool {
         Ok(map)
     }
 
-    /// Reports that attempt `attempt` of `task` answered with `status`; `limits` is its
-    /// rate-limit headers as [`wire::limit_headers`] reads them (`undefined` or `""` for none).
-    /// Returns the call's attempt count when this answer ends it as a plain success on this
-    /// attempt, else 0: the next step is then [`Self::take_step`]'s (see the wire's header).
-    pub fn sent(&self, task: u32, attempt: u32, status: u16, limits: Option<String>) -> u32 {
-        let headers = wire::limit_headers(limits.as_deref().unwrap_or_default());
+    /// Reports one rate-limit header of the response the next [`Self::sent`] reports: `index`
+    /// names it in the wire's `limitHeaders`. One that is not a limit header or not a valid
+    /// value is skipped (the response itself is still good), and so is any past
+    /// [`wire::MAX_LIMITS`] for one response.
+    pub fn limit(&self, index: u32, value: &str) {
+        let mut limits = self.limits.borrow_mut();
+        if limits.len() < wire::MAX_LIMITS {
+            if let Some((name, value)) = wire::limit_header(index, value) {
+                limits.append(name, value);
+            }
+        }
+    }
+
+    /// Reports that attempt `attempt` of `task` answered with `status`, its rate-limit headers
+    /// given by the `limit` calls just before. Returns the call's attempt count when this
+    /// answer ends it as a plain success on this attempt, else 0: the next step is then
+    /// [`Self::take_step`]'s (see the wire's header).
+    pub fn sent(&self, task: u32, attempt: u32, status: u16) -> u32 {
+        // Taken for the report (a listener may call back in) and handed back empty: the map's
+        // room is reused by the next response's headers.
+        let mut headers = std::mem::take(&mut *self.limits.borrow_mut());
         let answer = self.advance_at(task, now(), Some(attempt), |call, shared, now| {
             call.handle_response(shared, attempt, now, status, &headers);
         });
+        headers.clear();
+        *self.limits.borrow_mut() = headers;
         match answer {
             Answer::Plain(attempts) => attempts,
             Answer::Step(text) => {

@@ -13,10 +13,11 @@
 //! | `[DONE, attempt, keyId, attempts, outcome, retryAt\|null]` | resolve with that attempt's response          |
 //! | `[FAIL, kind, message, keyId\|null, retryAt\|null, afterMs\|null]` | reject with that error            |
 //!
-//! JS reports with typed arguments (`sent(task, attempt, status, limits)`, `failed(task,
-//! attempt, failure, message)`, `peeked(task, attempt, bytes)`, `fired(task)`); header and
-//! query pairs cross as a JSON array of strings (`undefined` or `""` for none), a response's
-//! rate-limit headers as lines of index and value ([`limit_headers`]). JSON carries every string a
+//! JS reports with typed arguments (`sent(task, attempt, status)`, `failed(task, attempt,
+//! failure, message)`, `peeked(task, attempt, bytes)`, `fired(task)`); header and query pairs
+//! cross as a JSON array of strings (`undefined` or `""` for none). A response's rate-limit
+//! headers go just before its `sent`, one `limit(index, value)` each ([`limit_header`]): no
+//! string is built in JS per response, and names need no parsing. JSON carries every string a
 //! caller may legally send, so no value is refused for the encoding's sake, and `JSON.parse`
 //! is among the fastest things V8 does. [`constants`] gives JS every number above, once.
 //!
@@ -27,13 +28,13 @@
 //! record carried. Otherwise it returns 0 and the step is taken with `takeStep()`. No string
 //! crosses and nothing is parsed for a request that succeeds.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 
 use crate::core::limits::LIMIT_HEADERS;
 use crate::core::{Action, FailureKind, Finished, Outcome, PoolError};
 
 /// Bumped whenever a record's layout changes; the driver refuses a wasm of another version.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Op codes: the first element of every record.
 pub mod op {
@@ -301,27 +302,23 @@ pub fn pairs(text: &str) -> Result<Vec<(String, String)>, PoolError> {
     Ok(out)
 }
 
-/// The rate-limit headers of a response, as the driver copied them: lines, each header's index
-/// in [`LIMIT_HEADERS`] then its value (`"2\n100\n3\n1s"`; no value has a line break, HTTP
-/// forbids it and the driver drops one that has). Names need no parsing or checking this way.
-/// A line that is not an index of the list, or a value that is not valid, is skipped: the
-/// response itself is still good.
-pub fn limit_headers(text: &str) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    let mut lines = text.split('\n');
-    while let (Some(index), Some(value)) = (lines.next(), lines.next()) {
-        let name = index.parse::<usize>().ok().and_then(|i| LIMIT_HEADERS.get(i));
-        if let (Some(name), Ok(value)) = (name, HeaderValue::from_str(value)) {
-            map.append(HeaderName::from_static(name), value);
-        }
-    }
-    map
+/// The most rate-limit headers one response reports (every name of [`LIMIT_HEADERS`] a few
+/// times over): a driver that reports more is not heard past it.
+pub const MAX_LIMITS: usize = 64;
+
+/// One rate-limit header of a response as the driver reports it: `index` names it in
+/// [`LIMIT_HEADERS`], so names need no parsing or checking. None for an index not in the list
+/// or a value that is not a valid header value: the response itself is still good.
+pub fn limit_header(index: u32, value: &str) -> Option<(HeaderName, HeaderValue)> {
+    let name = LIMIT_HEADERS.get(usize::try_from(index).ok()?)?;
+    Some((HeaderName::from_static(name), HeaderValue::from_str(value).ok()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::{HttpRequest, Outcome};
+    use http::HeaderMap;
     use http::Method;
     use serde_json::{json, Value};
 
@@ -420,23 +417,19 @@ mod tests {
     }
 
     #[test]
-    fn limit_headers_cross_as_indexed_lines_and_skip_what_is_not_one() {
-        let index = |name: &str| LIMIT_HEADERS.iter().position(|n| *n == name).unwrap();
-        let text = format!(
-            "{}\n3\n99\nx\nbad\ny\n{}\n0\n{}\n\u{7f}",
-            index("retry-after"),
-            index("x-ratelimit-remaining-requests"),
-            index("retry-after-ms")
-        );
-        let limits = limit_headers(&text);
-        assert_eq!(limits.len(), 2);
-        assert_eq!((limits["retry-after"].to_str().unwrap(), limits["x-ratelimit-remaining-requests"].to_str().unwrap()), ("3", "0"));
-        for text in ["garbage", "", "0", "-1\n3", "18446744073709551616\n3"] {
-            assert!(limit_headers(text).is_empty(), "{text:?}");
+    fn limit_headers_cross_by_index_and_skip_what_is_not_one() {
+        let index = |name: &str| LIMIT_HEADERS.iter().position(|n| *n == name).unwrap() as u32;
+        let (name, value) = limit_header(index("retry-after"), "3").unwrap();
+        assert_eq!((name.as_str(), value.to_str().unwrap()), ("retry-after", "3"));
+        assert!(limit_header(LIMIT_HEADERS.len() as u32, "3").is_none());
+        assert!(limit_header(u32::MAX, "3").is_none());
+        for bad in ["a\nb", "\u{7f}", "x\r"] {
+            assert!(limit_header(0, bad).is_none(), "{bad:?}");
         }
         // Every name of the list is one `from_static` accepts (it panics on any other).
-        let all: Vec<String> = (0..LIMIT_HEADERS.len()).map(|i| format!("{i}\n1")).collect();
-        assert_eq!(limit_headers(&all.join("\n")).len(), LIMIT_HEADERS.len());
+        for (i, name) in LIMIT_HEADERS.iter().enumerate() {
+            assert_eq!(limit_header(i as u32, "1").unwrap().0.as_str(), *name);
+        }
     }
 
     #[test]

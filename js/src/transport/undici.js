@@ -7,7 +7,6 @@
 // 2xx bodies with text(); a standard Response is built only when the caller asks for one
 // (client.fetch, stream: true) or an error answer is handed over.
 import { BodyStalled, fetchTransport } from "./fetch.js";
-import { limitLine } from "../task.js";
 
 // Node's built-in modules, reached without a top-level require or import: an app's ESM bundle
 // of the CommonJS build (esbuild --format=esm) cannot require them.
@@ -67,16 +66,14 @@ class Reply {
     return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
   }
 
-  /** The rate-limit headers on the wire (task.js limitLines), `index` naming them: one walk of the record. */
-  limitLines(index) {
-    let lines;
+  /** Reports its rate-limit headers to `pool` (task.js reportLimits), `index` naming them: one walk of the record. */
+  reportLimits(pool, index) {
     for (const name in this.headers) {
       const i = index.get(name);
       if (i === undefined) continue;
       const v = this.headers[name];
-      lines = limitLine(lines, i, Array.isArray(v) ? v.join(", ") : String(v));
+      pool.limit(i, Array.isArray(v) ? v.join(", ") : String(v));
     }
-    return lines;
   }
 
   /** The first `limit` bytes of the body; all of it stays readable for the caller. */
