@@ -54,10 +54,13 @@ export function fetchSender(fetchFn) {
   };
 }
 
-/** `send` in the driver's callback form: `start(…, done)` calls `done(error, reply)` once. */
+/** `send` in the driver's form: `start(…, attempt)` calls `attempt.settle(error, reply)` once. */
 export function callbackSender(send) {
-  return (method, url, headers, body, signal, done) => {
-    send(method, url, headers, body, signal).then((reply) => done(undefined, reply), done);
+  return (method, url, headers, body, signal, attempt) => {
+    send(method, url, headers, body, signal).then(
+      (reply) => attempt.settle(undefined, reply),
+      (e) => attempt.settle(e),
+    );
   };
 }
 
@@ -157,14 +160,25 @@ function reportLimits(pool, reply) {
 
 const NO_ATTEMPTS = Object.freeze([]);
 
-// One attempt the driver holds until it is discarded or is the answer.
+// One attempt the driver holds until it is discarded or is the answer. The transport reports
+// on it through settle(): the attempt itself is what it calls back, not a closure per attempt.
 class Attempt {
-  constructor(n) {
+  constructor(task, n) {
+    this.task = task;
     this.n = n;
     this.keyId = undefined; // the key it went out with (its SEND record's)
     this.abort = undefined; // its own AbortController, when the machine may end it
     this.reply = undefined;
     this.reader = undefined; // a peek's reader over a fetch Response clone
+    this.sync = true; // the transport's start() has not returned yet
+  }
+
+  /** The transport's report, once: the response head (`reply`) or the failure (`e`). */
+  settle(e, reply) {
+    // A transport that answers at once (a custom dispatcher) is heard after the step that sent
+    // this attempt is carried out: its later records (a timer) belong before the answer.
+    if (this.sync) queueMicrotask(() => this.task.sent(this, e, reply));
+    else this.task.sent(this, e, reply);
   }
 }
 
@@ -291,7 +305,7 @@ class Task {
   }
 
   send(r) {
-    const a = new Attempt(r[1]);
+    const a = new Attempt(this, r[1]);
     a.keyId = r[6];
     const headers = r[5]; // a fresh record from JSON.parse: the transport may change it
     const ctx = this.ctx;
@@ -304,19 +318,12 @@ class Task {
     // A call has one attempt mostly: a one-element array, not an empty one grown on push.
     if (this.attempts.length === 0) this.attempts = [a];
     else this.attempts.push(a);
-    // A transport that answers at once (a custom dispatcher) is heard after this step is
-    // carried out: its later records (a timer) belong before the answer.
-    let sync = true;
-    const done = (e, reply) => {
-      if (sync) queueMicrotask(() => this.sent(a, e, reply));
-      else this.sent(a, e, reply);
-    };
     try {
-      ctx.transport.start(r[2], r[3], headers, ctx.body, signal, done);
+      ctx.transport.start(r[2], r[3], headers, ctx.body, signal, a);
     } catch (e) {
-      done(e);
+      a.settle(e);
     }
-    sync = false;
+    a.sync = false;
   }
 
   // Attempt `a` got its response head (`reply`) or failed (`e`).
@@ -393,7 +400,7 @@ class Task {
 /**
  * Runs a task to its end from its first step (`pool.start`'s answer). `ctx`: `{ transport,
  * body, signal, failure, error(e) }` (`transport.start(method, url, headers, body, signal,
- * done)` calls `done(error, reply)` once; `failure` is set to the host's error of an attempt
+ * attempt)` calls `attempt.settle(error, reply)` once; `failure` is set to the host's error of an attempt
  * that got no answer). Resolves to `{ response, keyId, attempts, outcome, retryAt, pool }`, or
  * when `ctx.started` is set, to what `ctx.answer(reply, resolve, reject)` settles the call with;
  * rejects with `ctx.error(e)` of the core's error object, or of the signal's reason when the

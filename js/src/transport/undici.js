@@ -208,14 +208,14 @@ async function readWithin(reply, read, ms) {
 export function undiciTransport(dispatcher) {
   const transport = {
     send(method, url, headers, body, signal) {
-      return new Promise((resolve, reject) => transport.start(method, url, headers, body, signal, (err, reply) => (err ? reject(err) : resolve(reply))));
+      return new Promise((resolve, reject) => transport.start(method, url, headers, body, signal, { settle: (err, reply) => (err ? reject(err) : resolve(reply)) }));
     },
 
     // What task.js drives: undici's callback API, with no promise of its own.
-    start(method, url, headers, body, signal, done) {
+    start(method, url, headers, body, signal, attempt) {
       dispatcher ??= sharedDispatcher();
-      if (!dispatcher) return viaFetch.start(method, url, headers, body, signal, done);
-      dispatcher.request(transport.options(method, url, headers, body, signal), (err, data) => (err ? done(err) : done(undefined, new Reply(data, url))));
+      if (!dispatcher) return viaFetch.start(method, url, headers, body, signal, attempt);
+      dispatcher.request(transport.options(method, url, headers, body, signal), (err, data) => (err ? attempt.settle(err) : attempt.settle(undefined, new Reply(data, url))));
     },
 
     // dispatcher.request's options for one attempt.
