@@ -185,9 +185,11 @@ impl WasmPool {
         self.advance(task, |call, shared, now| call.handle_timeout(shared, now))
     }
 
-    /// Drops a request (the caller aborted): an attempt in flight is booked as cancelled. The
-    /// wrapper releases what it holds itself.
+    /// Drops a request (the caller aborted, or the driver failed while reporting): an attempt
+    /// in flight is booked as cancelled. The wrapper releases what it holds itself. Limits
+    /// reported for a `sent` that never came are dropped, so no later answer is read with them.
     pub fn cancel(&self, task: u32) {
+        self.limits.borrow_mut().clear();
         let Some(mut t) = self.tasks.borrow_mut().remove(&task) else { return };
         t.call.cancel(&mut self.shared.borrow_mut(), now());
     }

@@ -16,8 +16,11 @@
 //! JS reports with typed arguments (`sent(task, attempt, status)`, `failed(task, attempt,
 //! failure, message)`, `peeked(task, attempt, bytes)`, `fired(task)`); header and query pairs
 //! cross as a JSON array of strings (`undefined` or `""` for none). A response's rate-limit
-//! headers go just before its `sent`, one `limit(index, value)` each ([`limit_header`]): no
-//! string is built in JS per response, and names need no parsing. JSON carries every string a
+//! headers go just before its `sent`, one `limit(index, value)` each ([`limit_header`], at
+//! most [`MAX_LIMITS`]): no string of them is assembled in JS, and names need no parsing. The
+//! pool holds them for the next `sent` of any task, so the driver makes these calls back to
+//! back with that `sent`; a driver that fails between them cancels its task, which drops
+//! them. JSON carries every string a
 //! caller may legally send, so no value is refused for the encoding's sake, and `JSON.parse`
 //! is among the fastest things V8 does. [`constants`] gives JS every number above, once.
 //!

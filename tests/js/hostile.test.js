@@ -203,3 +203,33 @@ test("2,000 hostile calls leave the process working", async () => {
   await stillWorks(other);
   assert.equal(other.status().keys[0].state, "healthy");
 });
+
+test("a response whose headers throw while read fails its own call only: its rate-limit headers reach no later answer", async () => {
+  let calls = 0;
+  // The first answer says the key has no requests left for an hour, then breaks while the
+  // pool is still reading its rate-limit headers.
+  const fetch = async () => {
+    calls++;
+    const response = new Response('{"ok":true}', { status: 200, headers: { "content-type": "application/json" } });
+    if (calls === 1) {
+      const get = response.headers.get.bind(response.headers);
+      const broken = { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1h" };
+      Object.defineProperty(response.headers, "get", {
+        value: (name) => {
+          if (name === "x-ratelimit-remaining-tokens") throw new Error("headers broke while read");
+          return broken[name] ?? get(name);
+        },
+      });
+    }
+    return response;
+  };
+  const c = new PoolSwitchClient({ upstreamBaseUrl: "http://127.0.0.1:9", keys: [KEY], fetch });
+  await assert.rejects(c.post("/v1/chat/completions", { json: {} }), (e) => e instanceof PoolSwitchError && !e.message.includes(KEY));
+  // The next answers carry no rate-limit headers: nothing may read them with the first one's.
+  assert.deepEqual(await c.post("/v1/chat/completions", { json: {} }), { ok: true });
+  const [key] = c.status().keys;
+  assert.equal(key.state, "healthy");
+  assert.equal(key.estimatedRemainingQuota, null);
+  assert.equal(key.cooldownUntil, null);
+  assert.deepEqual(await c.post("/v1/chat/completions", { json: {} }), { ok: true });
+});
