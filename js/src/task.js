@@ -171,10 +171,13 @@ class Attempt {
     this.reply = undefined;
     this.reader = undefined; // a peek's reader over a fetch Response clone
     this.sync = true; // the transport's start() has not returned yet
+    this.settled = false;
   }
 
-  /** The transport's report, once: the response head (`reply`) or the failure (`e`). */
+  /** The transport's report: the response head (`reply`) or the failure (`e`); the first counts. */
   settle(e, reply) {
+    if (this.settled) return;
+    this.settled = true;
     // A transport that answers at once (a custom dispatcher) is heard after the step that sent
     // this attempt is carried out: its later records (a timer) belong before the answer.
     if (this.sync) queueMicrotask(() => this.task.sent(this, e, reply));
@@ -204,7 +207,7 @@ class Task {
     this.ctx = ctx;
     this.resolve = resolve;
     this.reject = reject;
-    this.attempts = []; // arrays, not Maps: a call has one or two attempts
+    this.attempts = NO_ATTEMPTS; // arrays, not Maps: a call has one or two attempts
     this.timer = undefined;
     this.finished = false;
     this.onAbort = undefined;
@@ -315,8 +318,9 @@ class Task {
       a.abort = new AbortController();
       signal = signal ? AbortSignal.any([signal, a.abort.signal]) : a.abort.signal;
     }
-    // A call has one attempt mostly: a one-element array, not an empty one grown on push.
-    if (this.attempts.length === 0) this.attempts = [a];
+    // A call has one attempt mostly: a one-element array, not an empty one grown on push. (No
+    // attempt is sent after the end, where the list is NO_ATTEMPTS again: records stop.)
+    if (this.attempts === NO_ATTEMPTS) this.attempts = [a];
     else this.attempts.push(a);
     try {
       ctx.transport.start(r[2], r[3], headers, ctx.body, signal, a);
@@ -399,8 +403,8 @@ class Task {
 
 /**
  * Runs a task to its end from its first step (`pool.start`'s answer). `ctx`: `{ transport,
- * body, signal, failure, error(e) }` (`transport.start(method, url, headers, body, signal,
- * attempt)` calls `attempt.settle(error, reply)` once; `failure` is set to the host's error of an attempt
+ * body, signal, failure, error(e) }` (`transport.start(method, url, headers, body,
+ * signal, attempt)` calls `attempt.settle(error, reply)` once; `failure` is set to the host's error of an attempt
  * that got no answer). Resolves to `{ response, keyId, attempts, outcome, retryAt, pool }`, or
  * when `ctx.started` is set, to what `ctx.answer(reply, resolve, reject)` settles the call with;
  * rejects with `ctx.error(e)` of the core's error object, or of the signal's reason when the

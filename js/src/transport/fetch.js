@@ -1,9 +1,9 @@
 // The upstream transport over a `fetch` function: the host's own (browsers, workerd, WASI
 // hosts) or one the caller injects. Every transport has the same shape:
 //   send(method, url, headers, body, signal) -> Promise<{ status, header(name), response }>
-//   start(method, url, headers, body, signal, attempt)  the same, calling
-//                          attempt.settle(error, reply) once: what task.js drives the
-//                          request machine with
+//   start(method, url, headers, body, signal, attempt)  the same send, but instead of a
+//                          promise it calls attempt.settle(error, reply) exactly once, maybe
+//                          before it returns: what task.js drives the request machine with
 //   text(response, ms?)    -> Promise<string>  a 2xx body the pool reads itself, within `ms`
 //                          when given (rejects with BodyStalled after it, the body released)
 //   header(response, name) -> string | null
