@@ -8,6 +8,10 @@
 
 const LEVELS = ["off", "error", "warn", "info", "debug"];
 
+// Pool methods that emit no events: called on the proxy as they are (their `this` reads the
+// pool's pointer through it), with no wrapper made per call. limit() runs per rate-limit header.
+const QUIET = new Set(["limit", "takeStep"]);
+
 function configError(makeError, field, problem) {
   return makeError(`invalid config: ${field} ${problem}`, { kind: "invalid_config", field, problem });
 }
@@ -54,7 +58,7 @@ export class PoolEvents {
     return new Proxy(pool, {
       get: (target, name) => {
         const value = target[name];
-        if (typeof value !== "function" || name === "constructor") return value;
+        if (typeof value !== "function" || name === "constructor" || QUIET.has(name)) return value;
         return (...args) => {
           const outer = this.#current;
           this.#current = context;
