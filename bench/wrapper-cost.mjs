@@ -10,11 +10,11 @@
 import inspector from "node:inspector/promises";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
-const pkgDir = resolve(process.argv[2] ?? new URL("../pkg", import.meta.url).pathname);
+const pkgDir = resolve(process.argv[2] ?? fileURLToPath(new URL("../pkg", import.meta.url)));
 const { PoolSwitchClient } = await import(pathToFileURL(`${pkgDir}/esm/node.js`).href);
-const ROUNDS = Number(process.env.WRAPPER_ROUNDS ?? 11);
+const ROUNDS = Math.max(1, Math.floor(Number(process.env.WRAPPER_ROUNDS ?? 11)) || 11); // odd: one middle value
 
 // undici's response body class, as its dispatcher hands it over.
 const { Readable: BodyReadable } = createRequire(import.meta.url)("undici/lib/api/readable.js");

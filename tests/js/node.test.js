@@ -317,7 +317,7 @@ test("a trap in the wasm fails that call only, as kind internal; the instance an
   const sent = glue.WasmPool.prototype.sent;
   glue.WasmPool.prototype.sent = function () {
     glue.WasmPool.prototype.sent = sent;
-    return trapped.wasmpool_sent(0xfffffff0, 0, 0, 0, 0, 0);
+    return trapped.wasmpool_sent(0xfffffff0, 0, 0, 0);
   };
   await assert.rejects(a.get("/v1/models"), (e) => {
     assert.equal(e.name, "PoolSwitchError");
