@@ -47,6 +47,9 @@ const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", 
 
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
+// A header record's value as one string: a repeated header's values joined as fetch joins them.
+const headerText = (v) => (Array.isArray(v) ? v.join(", ") : String(v));
+
 class Reply {
   constructor(data, url) {
     this.url = url; // what fetch's Response.url would be (the client hides a query key in it)
@@ -63,7 +66,7 @@ class Reply {
 
   header(name) {
     const v = this.headers[name];
-    return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
+    return v === undefined ? null : headerText(v);
   }
 
   /** Reports its rate-limit headers to `pool` (task.js reportLimits), `index` naming them: one walk of the record. */
@@ -71,8 +74,7 @@ class Reply {
     for (const name in this.headers) {
       const i = index.get(name);
       if (i === undefined) continue;
-      const v = this.headers[name];
-      pool.limit(i, Array.isArray(v) ? v.join(", ") : String(v));
+      pool.limit(i, headerText(this.headers[name]));
     }
   }
 
