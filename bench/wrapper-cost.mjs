@@ -14,7 +14,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const pkgDir = resolve(process.argv[2] ?? fileURLToPath(new URL("../pkg", import.meta.url)));
 const { PoolSwitchClient } = await import(pathToFileURL(`${pkgDir}/esm/node.js`).href);
-const ROUNDS = Math.max(1, Math.floor(Number(process.env.WRAPPER_ROUNDS ?? 11)) || 11); // odd: one middle value
+// An odd count has one middle value; an even one reports the upper of its two.
+const ROUNDS = Math.max(1, Math.floor(Number(process.env.WRAPPER_ROUNDS ?? 11)) || 11);
 
 // undici's response body class, as its dispatcher hands it over.
 const { Readable: BodyReadable } = createRequire(import.meta.url)("undici/lib/api/readable.js");

@@ -403,12 +403,12 @@ class Task {
 
 /**
  * Runs a task to its end from its first step (`pool.start`'s answer). `ctx`: `{ transport,
- * body, signal, failure, error(e) }` (`transport.start(method, url, headers, body,
- * signal, attempt)` calls `attempt.settle(error, reply)` once; `failure` is set to the host's error of an attempt
- * that got no answer). Resolves to `{ response, keyId, attempts, outcome, retryAt, pool }`, or
- * when `ctx.started` is set, to what `ctx.answer(reply, resolve, reject)` settles the call with;
- * rejects with `ctx.error(e)` of the core's error object, or of the signal's reason when the
- * caller aborts.
+ * body, signal, failure, error(e) }` (`transport.start(method, url, headers, body, signal,
+ * attempt)` calls `attempt.settle(error, reply)` once; `failure` is set to the host's error of
+ * an attempt that got no answer). Resolves to `{ response, keyId, attempts, outcome, retryAt,
+ * pool }`, or when `ctx.started` is set, to what `ctx.answer(reply, resolve, reject)` settles
+ * the call with; rejects with `ctx.error(e)` of the core's error object, or of the signal's
+ * reason when the caller aborts.
  */
 export function runTask(pool, first, ctx) {
   return new Promise((resolve, reject) => {
